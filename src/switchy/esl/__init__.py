@@ -1,0 +1,1 @@
+"""The FreeSWITCH event socket: wire protocol, command builders, asyncio connection."""

@@ -1,0 +1,1 @@
+"""FreeSWITCH simulator: ESL server and switch model."""

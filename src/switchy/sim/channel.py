@@ -1,0 +1,1025 @@
+"""A simulated FreeSWITCH channel: its state machine, its data and the events it fires.
+
+A :class:`Channel` is one leg (one ``switch_core_session_t``). It owns the
+caller profile, the ordered channel variables, the running and current
+states, and an asyncio task that plays the part of the session thread: it
+walks the states, runs dialplan applications and, once the channel is hung
+up, fires the teardown events (ESL_PROTOCOL.md §5.1). Endpoint modules
+(:mod:`switchy.sim.sofia`, :mod:`switchy.sim.loopback`) subclass it for what
+differs between technologies: the start-up events, what answering sends to
+the far end, what a hangup sends.
+
+Every event's headers follow FreeSWITCH's construction order (§3.2, §3.3);
+the Event-Calling-* values are copied from the recorded traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid as uuid_module
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from switchy.sim import apps, bridge
+from switchy.sim.calling import At, CallingSite
+from switchy.sim.causes import CAUSE_CODES, q850
+from switchy.sim.events import SimEvent
+
+if TYPE_CHECKING:
+    from switchy.sim.switch import Node
+
+Headers = list[tuple[str, str]]
+
+# switch_channel_state_t, in numeric order.
+STATE_NAMES = (
+    "CS_NEW",
+    "CS_INIT",
+    "CS_ROUTING",
+    "CS_SOFT_EXECUTE",
+    "CS_EXECUTE",
+    "CS_EXCHANGE_MEDIA",
+    "CS_PARK",
+    "CS_CONSUME_MEDIA",
+    "CS_HIBERNATE",
+    "CS_RESET",
+    "CS_HANGUP",
+    "CS_REPORTING",
+    "CS_DESTROY",
+    "CS_NONE",
+)
+(
+    CS_NEW,
+    CS_INIT,
+    CS_ROUTING,
+    CS_SOFT_EXECUTE,
+    CS_EXECUTE,
+    CS_EXCHANGE_MEDIA,
+    CS_PARK,
+    CS_CONSUME_MEDIA,
+    CS_HIBERNATE,
+    CS_RESET,
+    CS_HANGUP,
+    CS_REPORTING,
+    CS_DESTROY,
+    CS_NONE,
+) = range(14)
+
+# switch_channel_callstate_t, in numeric order (Channel-Call-State-Number).
+CALL_STATES = ("DOWN", "DIALING", "RINGING", "EARLY", "ACTIVE", "HELD", "RING_WAIT", "HANGUP")
+
+#: Event types whose channel data includes ``variable_*`` headers (§3.3).
+EVENTS_WITH_VARIABLES = frozenset(
+    {
+        "CHANNEL_CREATE",
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID",
+        "CHANNEL_ANSWER",
+        "CHANNEL_PARK",
+        "CHANNEL_UNPARK",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_UNBRIDGE",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_DESTROY",
+        "CHANNEL_DATA",
+        "CHANNEL_HOLD",
+        "CHANNEL_UNHOLD",
+        "REQUEST_PARAMS",
+        "SESSION_HEARTBEAT",
+        "API",
+        "RECORD_START",
+        "RECORD_STOP",
+        "PLAYBACK_START",
+        "PLAYBACK_STOP",
+        "CALL_UPDATE",
+        "MEDIA_BUG_START",
+        "MEDIA_BUG_STOP",
+        "TEXT",
+        "CUSTOM",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A codec as channel data reports it."""
+
+    name: str
+    rate: int
+    bit_rate: int
+
+
+PCMU = Codec("PCMU", 8000, 64000)
+L16 = Codec("L16", 8000, 128000)
+
+
+@dataclass
+class ProfileTimes:
+    """``switch_channel_timetable_t``: microseconds since the epoch, 0 when unset."""
+
+    profile_created: int = 0
+    created: int = 0
+    answered: int = 0
+    progress: int = 0
+    progress_media: int = 0
+    hungup: int = 0
+    transferred: int = 0
+    resurrected: int = 0
+    bridged: int = 0
+    last_hold: int = 0
+    hold_accum: int = 0
+
+
+@dataclass
+class CallerProfile:
+    """``switch_caller_profile_t``: who called whom, and when things happened."""
+
+    direction: str
+    logical_direction: str
+    username: str = ""
+    dialplan: str = ""
+    caller_id_name: str = ""
+    caller_id_number: str = ""
+    orig_caller_id_name: str = ""
+    orig_caller_id_number: str = ""
+    callee_id_name: str = ""
+    callee_id_number: str = ""
+    network_addr: str = ""
+    ani: str = ""
+    aniii: str = ""
+    destination_number: str = ""
+    uuid: str = ""
+    source: str = ""
+    transfer_source: str = ""
+    context: str = ""
+    rdnis: str = ""
+    channel_name: str = ""
+    profile_index: str = "1"
+    times: ProfileTimes = field(default_factory=ProfileTimes)
+
+    def headers(self, prefix: str, *, index: bool = True, times: bool = True) -> Headers:
+        """The profile as event headers (``switch_caller_profile_event_set_data``).
+
+        ``index=False`` drops Profile-Index (the Other-Leg form); ``times=False``
+        reports every time as 0 (a cloned profile, whose times are not copied).
+        """
+        fields = [
+            ("Username", self.username),
+            ("Dialplan", self.dialplan),
+            ("Caller-ID-Name", self.caller_id_name),
+            ("Caller-ID-Number", self.caller_id_number),
+            ("Orig-Caller-ID-Name", self.orig_caller_id_name),
+            ("Orig-Caller-ID-Number", self.orig_caller_id_number),
+            ("Callee-ID-Name", self.callee_id_name),
+            ("Callee-ID-Number", self.callee_id_number),
+            ("Network-Addr", self.network_addr),
+            ("ANI", self.ani),
+            ("ANI-II", self.aniii),
+            ("Destination-Number", self.destination_number),
+            ("Unique-ID", self.uuid),
+            ("Source", self.source),
+            ("Transfer-Source", self.transfer_source),
+            ("Context", self.context),
+            ("RDNIS", self.rdnis),
+            ("Channel-Name", self.channel_name),
+        ]
+        out = [(f"{prefix}-Direction", self.direction)]
+        out.append((f"{prefix}-Logical-Direction", self.logical_direction))
+        out += [(f"{prefix}-{name}", value) for name, value in fields if value]
+        if index:
+            out.append((f"{prefix}-Profile-Index", self.profile_index))
+        t = self.times if times else ProfileTimes()
+        out += [
+            (f"{prefix}-Profile-Created-Time", str(t.profile_created)),
+            (f"{prefix}-Channel-Created-Time", str(t.created)),
+            (f"{prefix}-Channel-Answered-Time", str(t.answered)),
+            (f"{prefix}-Channel-Progress-Time", str(t.progress)),
+            (f"{prefix}-Channel-Progress-Media-Time", str(t.progress_media)),
+            (f"{prefix}-Channel-Hangup-Time", str(t.hungup)),
+            (f"{prefix}-Channel-Transfer-Time", str(t.transferred)),
+            (f"{prefix}-Channel-Resurrect-Time", str(t.resurrected)),
+            (f"{prefix}-Channel-Bridged-Time", str(t.bridged)),
+            (f"{prefix}-Channel-Last-Hold", str(t.last_hold)),
+            (f"{prefix}-Channel-Hold-Accum", str(t.hold_accum)),
+            (f"{prefix}-Screen-Bit", "true"),
+            (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"),
+        ]
+        return out
+
+    def copy(self) -> CallerProfile:
+        """A clone with its own times."""
+        clone = CallerProfile(**{k: v for k, v in vars(self).items() if k != "times"})
+        clone.times = ProfileTimes(**vars(self.times))
+        return clone
+
+
+@dataclass
+class OtherLeg:
+    """What a channel's events say about its partner (Other-Type, Other-Leg-*)."""
+
+    kind: str  # "originator" or "originatee"
+    profile: CallerProfile
+    with_times: bool
+
+
+class Channel:
+    """One simulated leg; endpoint modules subclass it.
+
+    The session task starts with :meth:`start`. State changes that FreeSWITCH
+    makes from other threads (hangup, answer from the API, queued messages)
+    are synchronous methods that fire their events at once and wake the task.
+    """
+
+    #: The endpoint (``originate_endpoint``) the channel belongs to.
+    endpoint = ""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        uuid: str,
+        name: str,
+        direction: str,
+        profile: CallerProfile | None = None,
+    ) -> None:
+        self.node = node
+        self.uuid = uuid
+        self.name = name
+        self.direction = direction
+        self.profile: CallerProfile | None = None
+        #: The profile the channel was created with (``initial_*`` columns of ``show``).
+        self.initial_profile: CallerProfile | None = None
+        if profile is not None:
+            self.set_profile(profile)
+        self.running_state = CS_NEW
+        self.state = CS_NEW
+        self.callstate = "DOWN"
+        self.answered = False
+        self.early_media = False
+        self.ring_ready = False
+        self.hit_dialplan = direction == "inbound"
+        self.hangup_cause: str | None = None
+        self.read_codec: Codec | None = None
+        self.write_codec: Codec | None = None
+        self.variables: dict[str, str] = {}
+        self.other_leg: OtherLeg | None = None
+        self.bridged_to: Channel | None = None
+        self.bridge_peer: Channel | None = None
+        self.bridge_originator = False
+        self.created_at = node.clock()
+        self.session_id = node.next_session_id()
+        self.current_app: tuple[str, str] | None = None
+        self.app_log: list[tuple[str, str]] = []
+        self.digits_dialed = ""
+        self.extension: list[tuple[str, str]] = []
+        self.recordings: dict[str, float] = {}
+        #: The SIP status the ``respond`` application chose to refuse the call with.
+        self.respond_code = 0
+        self._private: deque[Headers] = deque()
+        self._signal = asyncio.Event()
+        self._watchers: list[asyncio.Future[None]] = []
+        self._redirect: str | None = None
+        self._break = False
+        self._task: asyncio.Task[None] | None = None
+        self.done = asyncio.Event()
+
+    # -- data ---------------------------------------------------------------
+
+    def set_profile(self, profile: CallerProfile) -> None:
+        """Give the channel its caller profile; the first one is also the initial one."""
+        self.profile = profile
+        if self.initial_profile is None:
+            self.initial_profile = profile.copy()
+
+    def now_us(self) -> int:
+        return int(self.node.clock() * 1_000_000)
+
+    def set_var(self, name: str, value: str | None) -> None:
+        """Set a channel variable; re-setting moves it last, an empty value deletes it."""
+        self.variables.pop(name, None)
+        if value:
+            self.variables[name] = value
+
+    def set_vars(self, pairs: Iterable[tuple[str, str]]) -> None:
+        for name, value in pairs:
+            self.set_var(name, value)
+
+    def get_var(self, name: str) -> str | None:
+        return self.variables.get(name)
+
+    def set_other_leg(self, kind: str, profile: CallerProfile, *, with_times: bool) -> None:
+        """Report ``profile`` as the other leg (``originator`` or ``originatee``) from now on."""
+        self.other_leg = OtherLeg(kind, profile, with_times)
+
+    @property
+    def profile_destination(self) -> str:
+        return self.profile.destination_number if self.profile else ""
+
+    @property
+    def answer_state(self) -> str:
+        if self.state >= CS_HANGUP:
+            return "hangup"
+        if self.answered:
+            return "answered"
+        if self.early_media:
+            return "early"
+        return "ringing"
+
+    @property
+    def is_up(self) -> bool:
+        """True until the channel is hung up (``switch_channel_up``)."""
+        return self.state < CS_HANGUP
+
+    @property
+    def has_media(self) -> bool:
+        return self.answered or self.early_media
+
+    def channel_data(self, event_name: str, *, variables: bool | None = None) -> Headers:
+        """``switch_channel_event_set_data``: the channel's headers for one event type.
+
+        ``variables`` forces the ``variable_*`` headers in or out; by default the
+        event type decides (:data:`EVENTS_WITH_VARIABLES`).
+        """
+        cs = self.callstate
+        headers: Headers = [
+            ("Channel-State", STATE_NAMES[self.running_state]),
+            ("Channel-Call-State", cs),
+            ("Channel-State-Number", str(self.state)),
+            ("Channel-Name", self.name),
+            ("Unique-ID", self.uuid),
+            ("Call-Direction", self.direction),
+            ("Presence-Call-Direction", self.direction),
+            ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
+            ("Channel-Call-UUID", self.variables.get("call_uuid", self.uuid)),
+            ("Answer-State", self.answer_state),
+        ]
+        if self.hangup_cause:
+            headers.append(("Hangup-Cause", self.hangup_cause))
+        if self.read_codec:
+            codec = self.read_codec
+            headers += [
+                ("Channel-Read-Codec-Name", codec.name),
+                ("Channel-Read-Codec-Rate", str(codec.rate)),
+                ("Channel-Read-Codec-Bit-Rate", str(codec.bit_rate)),
+            ]
+        if self.write_codec:
+            codec = self.write_codec
+            headers += [
+                ("Channel-Write-Codec-Name", codec.name),
+                ("Channel-Write-Codec-Rate", str(codec.rate)),
+                ("Channel-Write-Codec-Bit-Rate", str(codec.bit_rate)),
+            ]
+        if self.profile:
+            headers += self.profile.headers("Caller")
+        if self.other_leg:
+            other = self.other_leg
+            headers.append(("Other-Type", other.kind))
+            headers += other.profile.headers("Other-Leg", index=False, times=other.with_times)
+        if variables if variables is not None else event_name in EVENTS_WITH_VARIABLES:
+            headers += [(f"variable_{k}", v) for k, v in self.variables.items()]
+        return headers
+
+    def make_event(
+        self,
+        name: str,
+        at: CallingSite,
+        *,
+        before: Headers | None = None,
+        after: Headers | None = None,
+        subclass: str | None = None,
+        variables: bool | None = None,
+    ) -> SimEvent:
+        """A new event of this channel: prefix, ``before``, channel data, ``after``."""
+        event = self.node.events.create(name, at, subclass)
+        if before:
+            event.extend(before)
+        event.extend(self.channel_data(name, variables=variables))
+        if after:
+            event.extend(after)
+        return event
+
+    def fire(
+        self,
+        name: str,
+        at: CallingSite,
+        *,
+        before: Headers | None = None,
+        after: Headers | None = None,
+        subclass: str | None = None,
+        variables: bool | None = None,
+    ) -> None:
+        event = self.make_event(
+            name, at, before=before, after=after, subclass=subclass, variables=variables
+        )
+        self.node.fire(event)
+
+    # -- state machine primitives ---------------------------------------------
+
+    def set_running_state(self, state: int) -> None:
+        """Enter ``state`` as the running state and fire CHANNEL_STATE."""
+        self.running_state = state
+        # Inbound channels ring as soon as they route (switch_channel_perform_set_running_state).
+        if self.direction == "inbound" and state == CS_ROUTING:
+            self.set_callstate("RINGING")
+        self.fire("CHANNEL_STATE", At.STATE)
+
+    def advance(self, state: int) -> None:
+        """Set the current state and run it as the running state, as the state machine does."""
+        self.state = state
+        self.set_running_state(state)
+
+    def set_callstate(self, callstate: str) -> None:
+        old = self.callstate
+        if old == callstate or old == "HANGUP":
+            return
+        self.callstate = callstate
+        self.fire(
+            "CHANNEL_CALLSTATE",
+            At.CALLSTATE,
+            before=[
+                ("Original-Channel-Call-State", old),
+                ("Channel-Call-State-Number", str(CALL_STATES.index(callstate))),
+            ],
+        )
+
+    def set_codecs(self, codec: Codec, read_site: CallingSite, *, together: bool = False) -> None:
+        """Open the media: CODEC events for the read then the write codec.
+
+        ``together`` sets both codecs before the first event (sofia negotiates
+        both at once; loopback sets them one after the other).
+        """
+        self.read_codec = codec
+        if together:
+            self.write_codec = codec
+        self.fire(
+            "CODEC",
+            read_site,
+            after=[
+                ("channel-read-codec-name", codec.name),
+                ("channel-read-codec-rate", str(codec.rate)),
+                ("channel-read-codec-bit-rate", str(codec.bit_rate)),
+            ],
+        )
+        self.write_codec = codec
+        self.fire(
+            "CODEC",
+            At.WRITE_CODEC,
+            after=[
+                ("Channel-Write-Codec-Name", codec.name),
+                ("Channel-Write-Codec-Rate", str(codec.rate)),
+                ("Channel-Write-codec-bit-rate", str(codec.bit_rate)),
+            ],
+        )
+
+    def mark_ring_ready(self) -> None:
+        if self.ring_ready or self.has_media or not self.is_up:
+            return
+        self.ring_ready = True
+        if self.profile:
+            self.profile.times.progress = self.now_us()
+        self.fire("CHANNEL_PROGRESS", At.RING_READY)
+        self.set_callstate("RINGING")
+        self.wake()
+
+    def mark_pre_answered(self) -> None:
+        if self.has_media or not self.is_up:
+            return
+        self.early_media = True
+        if self.profile:
+            self.profile.times.progress_media = self.now_us()
+        self.fire("CHANNEL_PROGRESS_MEDIA", At.PRE_ANSWER)
+        self.set_callstate("EARLY")
+        self.wake()
+
+    def mark_answered(self) -> None:
+        if self.answered or not self.is_up:
+            return
+        self.answered = True
+        if self.profile:
+            self.profile.times.answered = self.now_us()
+        # CHANNEL_ANSWER still carries the old call state (switch_channel_perform_mark_answered).
+        self.fire("CHANNEL_ANSWER", At.ANSWER)
+        self.set_callstate("ACTIVE")
+        self.wake()
+
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> bool:
+        """Hang up with ``cause``: CHANNEL_HANGUP now, the teardown on the session task.
+
+        Returns False when the channel was already hanging up.
+        """
+        if not self.is_up:
+            return False
+        self.hangup_cause = cause if cause in CAUSE_CODES else "NORMAL_CLEARING"
+        self.state = CS_HANGUP
+        self.fire("CHANNEL_HANGUP", At.HANGUP)
+        self.on_hangup_requested()
+        self.wake()
+        if self.bridged_to is not None:
+            self.bridged_to.wake()
+        return True
+
+    # -- endpoint hooks -----------------------------------------------------
+
+    def answer(self) -> bool:
+        """Answer the channel (``switch_channel_answer``); False if it cannot be."""
+        if not self.is_up:
+            return False
+        if not self.answered:
+            self.on_answer()
+            self.mark_answered()
+        return True
+
+    def pre_answer(self) -> bool:
+        if not self.is_up:
+            return False
+        if not self.has_media:
+            self.on_pre_answer()
+            self.mark_pre_answered()
+        return True
+
+    def ring(self) -> bool:
+        if not self.is_up:
+            return False
+        if not self.has_media and not self.ring_ready:
+            self.on_ring()
+            self.mark_ring_ready()
+        return True
+
+    def on_answer(self) -> None:
+        """Endpoint work before CHANNEL_ANSWER (send 200 OK, open media)."""
+
+    def on_pre_answer(self) -> None:
+        """Endpoint work before CHANNEL_PROGRESS_MEDIA (send 183)."""
+
+    def on_ring(self) -> None:
+        """Endpoint work before CHANNEL_PROGRESS (send 180)."""
+
+    def on_hangup_requested(self) -> None:
+        """Endpoint work right after CHANNEL_HANGUP, in the hanging-up thread."""
+
+    def on_hangup(self) -> None:
+        """Endpoint work in CS_HANGUP (send BYE/CANCEL/refusal, final variables)."""
+
+    def send_dtmf(self, digits: str) -> bool:
+        """Send DTMF to whatever is at the far end; False if nothing can receive it."""
+        return False
+
+    @property
+    def media_peer(self) -> Channel | None:
+        """The channel this one's audio reaches: its bridge partner, else its far end."""
+        return self.bridged_to
+
+    def receive_dtmf_string(self, digits: str, *, source: str) -> None:
+        """Digits arriving from the far end, one DTMF event each as the channel reads it.
+
+        ``digits`` may end in ``@<ms>`` (the tone length, 250 ms by default).
+        Each digit is read when its tone ends; the next one starts after a gap
+        as long as a tone, as FreeSWITCH paces queued DTMF.
+        """
+        loop = asyncio.get_running_loop()
+        text, _, duration = digits.partition("@")
+        ms = _int(duration, DTMF_MS)
+        delay = 0.0
+        for digit in text:
+            if digit in "wW":
+                delay += 0.5 if digit == "w" else 1.0
+                continue
+            if digit.upper() not in DTMF_DIGITS:
+                continue
+            delay += ms / 1000 + DTMF_READ_DELAY
+            loop.call_later(delay, self._read_dtmf, digit.upper(), ms, source)
+            delay += ms / 1000
+
+    def _read_dtmf(self, digit: str, ms: int, source: str) -> None:
+        if not self.is_up:
+            return
+        self.digits_dialed += digit
+        # RTP end packets add one packet's worth of samples to the reported duration.
+        samples = ms * 8 + (80 if source == "RTP" else 0)
+        self.fire(
+            "DTMF",
+            At.DTMF,
+            after=[
+                ("DTMF-Digit", digit),
+                ("DTMF-Duration", str(samples)),
+                ("DTMF-Source", source),
+            ],
+        )
+
+    @staticmethod
+    def dtmf_samples(digits: str) -> int:
+        """The tone length of a DTMF string, in 8 kHz samples (``last_dtmf_duration``)."""
+        return _int(digits.partition("@")[2], DTMF_MS) * 8
+
+    # -- session task -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the session task."""
+        self._task = asyncio.get_running_loop().create_task(self._session())
+
+    async def _session(self) -> None:
+        try:
+            await self.run()
+            while self.is_up:
+                if self._redirect is None:
+                    await self.wait()
+                else:
+                    await self.follow_redirect()
+        finally:
+            try:
+                if self.is_up:
+                    self.hangup("CRASH")
+                self._finish()
+            finally:
+                # Even a failing teardown must not leave the node waiting for this channel.
+                self.node.remove_channel(self)
+                self.done.set()
+
+    async def run(self) -> None:
+        """The endpoint's state machine until the channel leaves its applications."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Something changed: wake the session task and whoever waits in :meth:`until`."""
+        self._signal.set()
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(None)
+
+    def add_watcher(self, watcher: asyncio.Future[None]) -> None:
+        """Resolve ``watcher`` at the channel's next change."""
+        self._watchers.append(watcher)
+
+    async def until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until ``predicate()`` holds, checking at each change; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not predicate():
+            watcher: asyncio.Future[None] = loop.create_future()
+            self._watchers.append(watcher)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(watcher, remaining)
+            except asyncio.TimeoutError:
+                return predicate()
+        return True
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the running application must return (hangup, transfer, park, bridge)."""
+        return not self.is_up or self._redirect is not None
+
+    async def wait(self, timeout: float | None = None, *, media: bool = False) -> bool:
+        """Idle, running queued messages, until ``timeout`` or an interruption.
+
+        Returns True when the full ``timeout`` elapsed. ``media=True`` also stops
+        on ``uuid_break`` (media applications).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self.interrupted and not (media and self._break):
+            if self._private:
+                await self._parse_private(self._private.popleft())
+                continue
+            self._signal.clear()
+            if deadline is None:
+                await self._signal.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return True
+            try:
+                await asyncio.wait_for(self._signal.wait(), remaining)
+            except asyncio.TimeoutError:
+                return True
+        return False
+
+    def queue_message(self, headers: Headers) -> None:
+        """Queue a private message (sendmsg, broadcast); parsed when the session is idle."""
+        self._private.append(headers)
+        self.wake()
+
+    def stop_media(self) -> None:
+        """``uuid_break``: stop the media application now playing."""
+        self._break = True
+        self.wake()
+
+    def redirect(self, target: str) -> None:
+        """Make the running applications return so the session goes elsewhere.
+
+        ``target`` is ``"execute"`` (run :attr:`extension`), ``"transfer"``
+        (route the new destination), ``"park"``, ``"bridge"`` (join a
+        ``uuid_bridge``) or ``"exchange"`` (be the b-leg of a ``bridge``).
+        """
+        self._redirect = target
+        self.wake()
+
+    async def _parse_private(self, headers: Headers) -> None:
+        """``switch_ivr_parse_event``: act on one queued message, then re-fire it.
+
+        The re-fire as PRIVATE_COMMAND happens only when the channel had media as
+        it took the message: a parked channel without media parses its messages
+        in a loop that discards them (trace 07 shows no PRIVATE_COMMAND for a
+        broadcast to a ringing channel, trace 03 shows one on an answered one).
+        """
+        refire = self.has_media
+        command = _header(headers, "call-command")
+        if command == "execute":
+            app = _header(headers, "execute-app-name") or ""
+            arg = _header(headers, "execute-app-arg") or ""
+            app_uuid = _header(headers, "Event-UUID")
+            loops = _int(_header(headers, "loops"), 1)
+            for loop_number in range(1, loops + 1):
+                if not self.is_up:
+                    break
+                self.set_var("current_loop", str(loop_number))
+                self.set_var("total_loops", str(loops))
+                await self.execute(app, arg, app_uuid=app_uuid)
+        elif command == "hangup":
+            self.hangup(_header(headers, "hangup-cause") or "NORMAL_CLEARING")
+        if refire:
+            event = self.node.events.create("PRIVATE_COMMAND", At.PRIVATE_COMMAND)
+            event.headers[0:0] = [(k, v) for k, v in headers if v]
+            event.extend(self.channel_data("PRIVATE_COMMAND"))
+            self.node.fire(event)
+        self.set_var("current_loop", None)
+        self.set_var("total_loops", None)
+
+    async def execute(self, app: str, arg: str = "", *, app_uuid: str | None = None) -> bool:
+        """Run one application (``switch_core_session_execute_application``)."""
+        application = apps.APPLICATIONS.get(app.lower())
+        if application is None:
+            # FreeSWITCH hangs up on an application it does not have.
+            self.hangup("DESTINATION_OUT_OF_ORDER")
+            return False
+        name = application.name
+        if application.needs_media and not self.has_media:
+            if self.direction != "inbound":
+                return False
+            self.pre_answer()
+        app_uuid = app_uuid or str(uuid_module.uuid4())
+        self.set_var("current_application", name)
+        self.set_var("current_application_data", arg)
+        self.set_var("current_application_response", None)
+        self.fire(
+            "CHANNEL_EXECUTE",
+            At.EXECUTE,
+            after=[
+                ("Application", name),
+                ("Application-Data", arg),
+                ("Application-UUID", app_uuid),
+            ],
+        )
+        self.set_var("current_application", name)
+        self.app_log.append((name, arg))
+        outer_app = self.current_app
+        self.current_app = (name, arg)
+        self._break = False
+        # The far end may be waiting to hear this application (mod_bert does).
+        peer = self.media_peer
+        if peer is not None:
+            peer.wake()
+        try:
+            await application.run(self, arg)
+        finally:
+            self.current_app = outer_app
+        response = self.variables.get("current_application_response") or "_none_"
+        self.fire(
+            "CHANNEL_EXECUTE_COMPLETE",
+            At.EXECUTE_COMPLETE,
+            after=[
+                ("Application", name),
+                ("Application-Data", arg),
+                ("Application-Response", response),
+                ("Application-UUID", app_uuid),
+            ],
+        )
+        return True
+
+    async def run_extension(self) -> None:
+        """CS_EXECUTE: run :attr:`extension` application by application.
+
+        When the applications run out with the channel still up, FreeSWITCH
+        hangs up with NORMAL_CLEARING.
+        """
+        self.advance(CS_EXECUTE)
+        if self.extension:
+            # The core re-sets call_uuid as it starts executing.
+            self.set_var("call_uuid", self.variables.get("call_uuid", self.uuid))
+        for app, arg in list(self.extension):
+            if self.interrupted:
+                break
+            await self.execute(app, arg)
+        if not self.interrupted:
+            self.hangup("NORMAL_CLEARING")
+
+    async def follow_redirect(self) -> None:
+        """Go where :meth:`redirect` sent the session."""
+        target, self._redirect = self._redirect, None
+        if target == "execute":
+            await self.run_extension()
+        elif target == "transfer":
+            await self.route()
+        elif target == "park":
+            self.advance(CS_PARK)
+            await apps.park_loop(self)
+        elif target == "bridge":
+            self.advance(CS_EXCHANGE_MEDIA)
+            await bridge.bridged_session(self)
+        elif target == "exchange":
+            # The b-leg of a bridge application: media flows until either side hangs up.
+            peer = self.bridged_to
+            self.advance(CS_EXCHANGE_MEDIA)
+            await self.until(lambda: not self.is_up or peer is None or not peer.is_up, None)
+            self.bridged_to = None
+            if self.is_up:
+                self.hangup(peer.hangup_cause if peer and peer.hangup_cause else "NORMAL_CLEARING")
+
+    async def route(self) -> None:
+        """CS_ROUTING: look the destination up in the dialplan, then execute it."""
+        self.advance(CS_ROUTING)
+        self.extension = self.node.dialplan(self)
+        if not self.extension:
+            self.hangup("NO_ROUTE_DESTINATION")
+            return
+        await self.run_extension()
+
+    def _finish(self) -> None:
+        """The teardown after hangup: CS_HANGUP, CS_REPORTING, CS_DESTROY."""
+        cause = self.hangup_cause or "NORMAL_CLEARING"
+        self.set_running_state(CS_HANGUP)
+        # switch_core_session_hangup_state removes the media bugs first.
+        apps.stop_recording(self, "all")
+        if self.profile:
+            self.profile.times.hungup = self.now_us()
+        self.set_callstate("HANGUP")
+        self.set_var("hangup_cause", cause)
+        self.set_var("hangup_cause_q850", str(q850(cause)))
+        self.set_vars(self.cdr_variables())
+        self.on_hangup()
+        self.advance(CS_REPORTING)
+        self.fire("CHANNEL_HANGUP_COMPLETE", At.HANGUP_COMPLETE, before=[("Hangup-Cause", cause)])
+        self.state = CS_DESTROY
+        self.fire("CHANNEL_DESTROY", At.DESTROY)
+        self.set_running_state(CS_DESTROY)
+
+    def cdr_variables(self) -> Headers:
+        """``switch_channel_set_timestamps``: the CDR variables of HANGUP_COMPLETE."""
+        times = self.profile.times if self.profile else ProfileTimes()
+        end = times.hungup or self.now_us()
+        out: Headers = [("digits_dialed", self.digits_dialed or "none")]
+        stamps = [
+            ("start", times.created),
+            ("profile_start", times.profile_created),
+            ("answer", times.answered),
+            ("bridge", times.bridged),
+            ("resurrect", times.resurrected),
+            ("progress", times.progress),
+            ("progress_media", times.progress_media),
+            ("end", end),
+        ]
+        out += [(f"{label}_stamp", _local_stamp(t)) for label, t in stamps if t]
+        epochs = [
+            ("start", times.created),
+            ("profile_start", times.profile_created),
+            ("answer", times.answered),
+            ("bridge", times.bridged),
+            ("last_hold", times.last_hold),
+        ]
+        for label, t in epochs:
+            out += [(f"{label}_epoch", str(t // 1_000_000)), (f"{label}_uepoch", str(t))]
+        accum = times.hold_accum
+        out += [
+            ("hold_accum_seconds", str(accum // 1_000_000)),
+            ("hold_accum_usec", str(accum)),
+            ("hold_accum_ms", str(accum // 1000)),
+        ]
+        for label, t in [
+            ("resurrect", times.resurrected),
+            ("progress", times.progress),
+            ("progress_media", times.progress_media),
+            ("end", end),
+        ]:
+            out += [(f"{label}_epoch", str(t // 1_000_000)), (f"{label}_uepoch", str(t))]
+        if self.app_log:
+            last_app, last_arg = self.app_log[-1]
+            out += [("last_app", last_app), ("last_arg", last_arg)]
+        profile = self.profile
+        if profile and profile.caller_id_name:
+            caller_id = f'"{profile.caller_id_name}" <{profile.caller_id_number}>'
+        else:
+            caller_id = profile.caller_id_number if profile else ""
+        out.append(("caller_id", caller_id))
+        start = times.created
+        spans = [
+            ("duration", start, end),
+            ("billsec", times.answered, end),
+            ("progresssec", start, times.progress),
+            ("answersec", start, times.answered),
+            ("waitsec", start, times.bridged),
+            ("progress_mediasec", start, times.progress_media),
+            ("flow_billsec", start, end if times.answered else 0),
+        ]
+        for divisor, unit in ((1_000_000, "sec"), (1000, "msec"), (1, "usec")):
+            for label, since, until in spans:
+                name = label.replace("sec", unit) if label != "duration" else _DURATION[unit]
+                value = until // divisor - since // divisor if since and until else 0
+                out.append((name, str(value)))
+        return out
+
+    def row(self) -> dict[str, str]:
+        """The channel as a row of the core ``channels`` table (``show channels``)."""
+        profile = self.profile or CallerProfile(self.direction, self.direction)
+        initial = self.initial_profile or profile
+        app, app_data = self.current_app or ("", "")
+        if self.extension and not app and self.running_state == CS_EXECUTE:
+            app = self.extension[0][0]
+        created = self.created_at
+        read = self.read_codec
+        write = self.write_codec
+        return {
+            "uuid": self.uuid,
+            "direction": self.direction,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)),
+            "created_epoch": str(int(created)),
+            "name": self.name,
+            "state": STATE_NAMES[self.running_state],
+            "cid_name": profile.caller_id_name,
+            "cid_num": profile.caller_id_number,
+            "ip_addr": profile.network_addr,
+            "dest": profile.destination_number,
+            "application": app,
+            "application_data": app_data,
+            "dialplan": profile.dialplan,
+            "context": profile.context,
+            "read_codec": read.name if read else "",
+            "read_rate": str(read.rate) if read else "",
+            "read_bit_rate": str(read.bit_rate) if read else "",
+            "write_codec": write.name if write else "",
+            "write_rate": str(write.rate) if write else "",
+            "write_bit_rate": str(write.bit_rate) if write else "",
+            "secure": "",
+            "hostname": self.node.identity.hostname,
+            "presence_id": "",
+            "presence_data": "",
+            "accountcode": "",
+            "callstate": self.callstate,
+            "callee_name": profile.callee_id_name,
+            "callee_num": profile.callee_id_number,
+            "callee_direction": "",
+            "call_uuid": self.call_uuid_column,
+            "sent_callee_name": "",
+            "sent_callee_num": "",
+            "initial_cid_name": initial.caller_id_name,
+            "initial_cid_num": initial.caller_id_number,
+            "initial_ip_addr": initial.network_addr,
+            "initial_dest": initial.destination_number,
+            "initial_dialplan": initial.dialplan,
+            "initial_context": initial.context,
+        }
+
+    @property
+    def call_uuid_column(self) -> str:
+        """The ``call_uuid`` column: set for originated legs and bridged calls only."""
+        if self.bridged_to is not None:
+            return self.variables.get("call_uuid", self.uuid)
+        return self.uuid if self.direction == "outbound" else ""
+
+
+_DURATION = {"sec": "duration", "msec": "mduration", "usec": "uduration"}
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+#: Default DTMF tone length in milliseconds (2000 samples at 8 kHz).
+DTMF_MS = 250
+#: How long after a tone ends the channel reads it (the traces show about 20 ms).
+DTMF_READ_DELAY = 0.02
+
+
+def _local_stamp(microseconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(microseconds / 1_000_000))
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
