@@ -81,6 +81,7 @@ def _header_names(event: TraceEvent) -> list[str]:
         "05_hupall",
         "06_bridge",
         "07_reject_busy",
+        "09_bert",
         "10_no_answer_timeout",
         "14_server_shutdown",
     ],

@@ -162,6 +162,9 @@ async def bert_test(channel: Channel, arg: str) -> None:
             return
         if not channel.interrupted:
             channel.fire("CUSTOM", At.BERT_IN_SYNC, subclass="mod_bert::in_sync", variables=False)
+            channel.set_vars(
+                [("bert_stats_sync_lost_count", "0"), ("bert_stats_sync_lost", "false")]
+            )
     await channel.wait()
 
 
