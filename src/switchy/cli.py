@@ -77,3 +77,30 @@ async def _status_of(host: str, port: int, password: str) -> None:
         click.echo(await connection.api("status"))
     finally:
         await connection.close()
+
+
+@main.command("list-apps")
+@click.option(
+    "--package",
+    "packages",
+    multiple=True,
+    metavar="MODULE",
+    help="Also import apps registered in this module or package (repeatable).",
+)
+def list_apps(packages: Sequence[str]) -> None:
+    """List the call apps switchy knows, with their descriptions."""
+    import inspect
+
+    import switchy.apps
+
+    try:
+        switchy.apps.load(packages)
+    except ImportError as exc:
+        raise click.BadParameter(str(exc), param_hint="--package") from None
+    for module, apps in switchy.apps.groupbymod().items():
+        click.secho(module, bold=True)
+        for name, app in apps:
+            doc = inspect.getdoc(app) or "(no description)"
+            click.echo(f"  {name}")
+            for line in doc.splitlines():
+                click.echo(f"      {line}".rstrip())

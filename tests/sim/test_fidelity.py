@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -46,10 +47,20 @@ SHORTCUTS = (
 )
 
 
-def _faster(packet: str) -> str:
-    for recorded, quicker in SHORTCUTS:
-        packet = packet.replace(recorded, quicker)
-    return packet
+#: Where trace 08 records a call; the tests record into their own directory.
+TRACE_RECORDING = "/tmp/trace.wav"
+
+
+@pytest.fixture
+def rewrite(tmp_path: Path) -> Callable[[str], str]:
+    """The :data:`SHORTCUTS`, and recordings kept out of /tmp."""
+
+    def rewritten(packet: str) -> str:
+        for recorded, quicker in SHORTCUTS:
+            packet = packet.replace(recorded, quicker)
+        return packet.replace(TRACE_RECORDING, str(tmp_path / "trace.wav"))
+
+    return rewritten
 
 
 @pytest.fixture
@@ -73,22 +84,27 @@ def _header_names(event: TraceEvent) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "trace_name",
+    ("trace_name", "same_variables"),
     [
-        "03_call_lifecycle_plain",
-        "03_call_lifecycle_json",
-        "04_originate_failures",
-        "05_hupall",
-        "06_bridge",
-        "07_reject_busy",
-        "09_bert",
-        "10_no_answer_timeout",
-        "14_server_shutdown",
+        ("03_call_lifecycle_plain", True),
+        ("03_call_lifecycle_json", True),
+        ("04_originate_failures", True),
+        ("05_hupall", True),
+        ("06_bridge", True),
+        ("07_reject_busy", True),
+        # The bridge application's own variables (originate_causes, switch_m_sdp,
+        # last_bridge_*...) are not all modelled.
+        ("08_bridge_onward", False),
+        ("09_bert", True),
+        ("10_no_answer_timeout", True),
+        ("14_server_shutdown", True),
     ],
 )
-async def test_each_leg_matches_the_trace(client: EslClient, trace_name: str) -> None:
+async def test_each_leg_matches_the_trace(
+    client: EslClient, rewrite: Callable[[str], str], trace_name: str, same_variables: bool
+) -> None:
     trace = load_trace(trace_name)
-    mapping = await replay(trace, client, _faster)
+    mapping = await replay(trace, client, rewrite)
     simulated = by_channel(client.events)
     recorded = by_channel(trace.events)
     assert len(mapping) == len(recorded)
@@ -99,8 +115,9 @@ async def test_each_leg_matches_the_trace(client: EslClient, trace_name: str) ->
         for ours, theirs in zip(sim_events, events, strict=True):
             where = (role, theirs.name)
             assert _header_names(ours) == _header_names(theirs), where
-            assert ours.variable_names == theirs.variable_names, where
             assert _calling_site(ours) == _calling_site(theirs), where
+            if same_variables:
+                assert ours.variable_names == theirs.variable_names, where
 
 
 def _calling_site(event: TraceEvent) -> tuple[str | None, ...]:
@@ -127,13 +144,17 @@ def _normal(body: str, mapping: dict[str, str]) -> str:
         "05_hupall",
         "06_bridge",
         "07_reject_busy",
+        "08_bridge_onward",
+        "09_bert",
         "10_no_answer_timeout",
         "14_server_shutdown",
     ],
 )
-async def test_replies_and_job_results_match_the_trace(client: EslClient, trace_name: str) -> None:
+async def test_replies_and_job_results_match_the_trace(
+    client: EslClient, rewrite: Callable[[str], str], trace_name: str
+) -> None:
     trace = load_trace(trace_name)
-    mapping = await replay(trace, client, _faster)
+    mapping = await replay(trace, client, rewrite)
     assert len(client.replies) == len(trace.replies)
     for ours, theirs in zip(client.replies, trace.replies, strict=True):
         assert ours.content_type == theirs.content_type

@@ -59,6 +59,10 @@ def test_clip_durations(tmp_path: Path) -> None:
     assert media.clip_for(str(tmp_path / "a.wav")) == media.Clip("", 0.25)
     assert media.clip_for(str(tmp_path / "missing.wav")) is None
     assert media.clip_for("shout://example.com/x.mp3") is None
+    assert media.clip_for("{loops=4}silence_stream://250") == media.Clip("silence_stream", 1.0)
+    assert media.clip_for("{loops=-1}tone_stream://%(251,0,1004)") == media.Clip(
+        "tone_stream", media.FOREVER
+    )
 
 
 async def test_broadcast_playback_of_a_tone(sim: Simulation) -> None:
@@ -240,3 +244,27 @@ async def test_uuid_park_and_uuid_transfer(sim: Simulation) -> None:
     parked = await client.wait_event("CHANNEL_PARK", "pt", count=3)
     assert parked.get("Caller-Destination-Number") == "5555"
     assert parked.get("Caller-Transfer-Source")
+
+
+async def test_broadcast_hangup_and_park(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "bh")
+    assert await client.api("uuid_broadcast bh park::") == "+OK Message sent\n"
+    nested = await client.wait_event("CHANNEL_PARK", "bh", count=2)
+    assert nested.get("variable_current_application") == "park"
+    assert await client.api("uuid_broadcast bh hangup::USER_BUSY") == "+OK Message sent\n"
+    hangup = await client.wait_event("CHANNEL_HANGUP", "bh")
+    assert hangup.get("Hangup-Cause") == "USER_BUSY"
+
+
+async def test_sendmsg_takes_the_application_argument_from_a_text_body(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "sb")
+    body = "silence_stream://20"
+    reply = await client.command(
+        "sendmsg sb\ncall-command: execute\nexecute-app-name: playback\n"
+        f"content-type: text/plain\ncontent-length: {len(body)}\n\n{body}"
+    )
+    assert reply.reply_text == "+OK"
+    start = await client.wait_event("PLAYBACK_START", "sb")
+    assert start.get("Playback-File-Path") == body

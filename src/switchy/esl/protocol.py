@@ -300,7 +300,7 @@ class Event:
         """``Event-Name``, e.g. ``CHANNEL_ANSWER`` (``""`` if absent)."""
         name = self._name
         if name is False:
-            name = self._name = self._lookup("Event-Name") or ""
+            name = self._name = _true_name(self._lookup("Event-Name") or "", self)
         return name  # type: ignore[return-value]
 
     @property
@@ -370,6 +370,15 @@ class Event:
         uuid = f" uuid={self.uuid}" if self.uuid else ""
         job = f" job={self.job_uuid}" if self.job_uuid else ""
         return f"<{type(self).__name__} {self.name}{detail}{uuid}{job}>"
+
+
+def _true_name(first: str, event: Event) -> str:
+    """The event's type. FreeSWITCH re-fires a session's COMMAND message as
+    PRIVATE_COMMAND by prepending nothing and appending a second standard prefix,
+    so such an event names itself twice, and the last name is its type."""
+    if first == "COMMAND":
+        return event.get_all("Event-Name")[-1]
+    return first
 
 
 # Header name -> (b"\nName: ", b"Name: ", anchor): what a lookup searches for.
@@ -499,7 +508,7 @@ class PlainEvent(Event):
     def name(self) -> str:
         name = self._name
         if name is False:
-            name = self._name = self._find(_EVENT_NAME_KEYS) or ""
+            name = self._name = _true_name(self._find(_EVENT_NAME_KEYS) or "", self)
         return name  # type: ignore[return-value]
 
     @property

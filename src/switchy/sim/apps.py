@@ -150,21 +150,13 @@ async def bert_test(channel: Channel, arg: str) -> None:
 
     def far_end_testing() -> bool:
         peer = channel.media_peer
-        return (
-            peer is not None
-            and peer.is_up
-            and peer.current_app is not None
-            and (peer.current_app[0] == "bert_test")
-        )
+        running = peer.current_app if peer is not None and peer.is_up else None
+        return running is not None and running[0] == "bert_test"
 
-    if await channel.until(lambda: channel.interrupted or far_end_testing(), None):
-        if not channel.interrupted and not await channel.wait(window):
-            return
-        if not channel.interrupted:
-            channel.fire("CUSTOM", At.BERT_IN_SYNC, subclass="mod_bert::in_sync", variables=False)
-            channel.set_vars(
-                [("bert_stats_sync_lost_count", "0"), ("bert_stats_sync_lost", "false")]
-            )
+    await channel.until(lambda: channel.interrupted or far_end_testing(), None)
+    if not channel.interrupted and await channel.wait(window):
+        channel.fire("CUSTOM", At.BERT_IN_SYNC, subclass="mod_bert::in_sync", variables=False)
+        channel.set_vars([("bert_stats_sync_lost_count", "0"), ("bert_stats_sync_lost", "false")])
     await channel.wait()
 
 

@@ -65,3 +65,5 @@ class At:
         84,
     )
     BERT_IN_SYNC: CallingSite = ("mod_bert.c", "bert_test_function", 313)
+    SEND_CALL_UPDATE: CallingSite = ("mod_sofia.c", "sofia_receive_message", 2100)
+    RECV_INFO: CallingSite = ("sofia.c", "create_info_event", 9721)

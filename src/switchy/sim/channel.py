@@ -572,6 +572,44 @@ class Channel:
         """Send DTMF to whatever is at the far end; False if nothing can receive it."""
         return False
 
+    def update_display(self, other: Channel) -> None:
+        """Tell this leg's far end who it is now connected to (on a bridge).
+
+        FreeSWITCH fires CALL_UPDATE (``Direction: SEND``) on the leg; a SIP leg
+        also sends its far end an INFO (:meth:`send_display_update`).
+        """
+        identity = other.profile
+        if identity is None:
+            return
+        if other.direction == "outbound":
+            name, number = identity.callee_id_name, identity.callee_id_number
+        else:
+            name, number = identity.caller_id_name, identity.caller_id_number
+        self.set_vars(
+            [
+                ("bridge_to", other.uuid),
+                ("last_bridge_to", other.uuid),
+                ("bridge_channel", other.name),
+                ("bridge_uuid", other.uuid),
+                ("last_sent_callee_id_name", name),
+                ("last_sent_callee_id_number", number),
+            ]
+        )
+        self.fire(
+            "CALL_UPDATE",
+            At.SEND_CALL_UPDATE,
+            before=[
+                ("Direction", "SEND"),
+                ("Sent-Callee-ID-Name", name),
+                ("Sent-Callee-ID-Number", number),
+                ("Bridged-To", other.uuid),
+            ],
+        )
+        self.send_display_update()
+
+    def send_display_update(self) -> None:
+        """Endpoint work for :meth:`update_display` (sofia sends an INFO)."""
+
     @property
     def media_peer(self) -> Channel | None:
         """The channel this one's audio reaches: its bridge partner, else its far end."""

@@ -27,7 +27,24 @@ class Clip:
 
 
 def clip_for(path: str) -> Clip | None:
-    """The clip ``path`` names, or None when FreeSWITCH would not find it."""
+    """The clip ``path`` names, or None when FreeSWITCH would not find it.
+
+    A leading ``{loops=N}`` block plays the file N times (-1: forever).
+    """
+    loops = 1
+    if path.startswith("{") and "}" in path:
+        block, _, path = path[1:].partition("}")
+        for pair in block.split(","):
+            key, _, value = pair.partition("=")
+            if key.strip() == "loops":
+                loops = _int(value, 1)
+    clip = _clip(path)
+    if clip is None or loops == 1 or clip.seconds == FOREVER:
+        return clip
+    return Clip(clip.kind, FOREVER if loops < 0 else clip.seconds * max(loops, 0))
+
+
+def _clip(path: str) -> Clip | None:
     scheme, sep, rest = path.partition("://")
     if sep:
         if scheme == "tone_stream":

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from switchy.sim.switch import Node
 
 _DEFAULT_TIMEOUT = 60
+#: Seconds of one media frame (20 ms packetization).
+MEDIA_FRAME = 0.02
 
 
 @dataclass
@@ -304,8 +306,11 @@ async def bridge_application(channel: Channel, arg: str) -> None:
         if channel.is_up and not _true(channel.variables.get("continue_on_fail")):
             channel.hangup(outcome.cause)
         return
+    if channel.profile is not None and peer.profile is not None:
+        # The caller's answer presents whom the bridge reached.
+        channel.profile.callee_id_name = peer.profile.callee_id_name
+        channel.profile.callee_id_number = peer.profile.callee_id_number
     channel.answer()
-    _flip_caller_id(peer)
     channel.set_vars(
         [
             ("originate_disposition", "SUCCESS"),
@@ -328,6 +333,10 @@ async def bridge_application(channel: Channel, arg: str) -> None:
     ids = [("Bridge-A-Unique-ID", channel.uuid), ("Bridge-B-Unique-ID", peer.uuid)]
     peer.redirect("exchange")
     channel.fire("CHANNEL_BRIDGE", At.BRIDGE, before=ids)
+    # The bridge loop updates both displays after its first 20 ms media frame (trace 08).
+    if await channel.wait(MEDIA_FRAME) and peer.is_up:
+        for leg, other in ((peer, channel), (channel, peer)):
+            leg.update_display(other)
     await channel.until(lambda: not channel.is_up or not peer.is_up, None)
     if peer.is_up:
         peer.hangup(channel.hangup_cause or "NORMAL_CLEARING")

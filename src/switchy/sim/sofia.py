@@ -598,6 +598,36 @@ class SofiaChannel(Channel):
             else:
                 self.sip_profile.failed_calls_in += 1
 
+    def send_display_update(self) -> None:
+        """An INFO ``message/update_display`` to the far end, which fires RECV_INFO."""
+        dialog = self.dialog
+        if dialog is None:
+            return
+        if self.direction == "outbound":
+            local = self.variables.get("sip_from_user", "") or (
+                self.profile.caller_id_number if self.profile else ""
+            )
+            remote, contact = self.target.user, "mod_sofia"
+        else:
+            local = self.variables.get("sip_to_user", "")
+            remote, contact = self.variables.get("sip_from_user", ""), local
+        ip = self.sip_profile.ip
+        far_ip = dialog.peer_of(self).sip_profile.ip
+        headers = [
+            ("SIP-Content-Type", "message/update_display"),
+            ("SIP-From-User", local),
+            ("SIP-From-Host", ip),
+            ("SIP-To-User", remote),
+            ("SIP-To-Host", far_ip),
+            ("SIP-Contact-User", contact),
+            ("SIP-Contact-Host", ip),
+        ]
+        receiver = dialog.peer_of(self)
+        dialog.send(
+            receiver,
+            lambda: receiver.fire("RECV_INFO", At.RECV_INFO, before=headers, variables=False),
+        )
+
     @property
     def media_peer(self) -> Channel | None:
         if self.bridged_to is not None:
@@ -627,8 +657,12 @@ class SofiaChannel(Channel):
         uas = dialog.uas
         far = uas.sip_profile
         user = self.target.user
-        self.profile.callee_id_name = user
-        self.profile.callee_id_number = user
+        # The 200/183 carries the far end's callee identity (Remote-Party-ID).
+        far_profile = uas.profile
+        self.profile.callee_id_name = (far_profile.callee_id_name if far_profile else "") or user
+        self.profile.callee_id_number = (
+            far_profile.callee_id_number if far_profile else ""
+        ) or user
         self.profile.network_addr = far.ip
         self.set_vars(
             [

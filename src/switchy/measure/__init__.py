@@ -1,0 +1,1 @@
+"""Measurements of load tests: CDRs, metrics, reports (knows nothing of the load generator)."""

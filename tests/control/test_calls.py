@@ -1,0 +1,195 @@
+"""The original switchy's call tests, on the simulator or a real FreeSWITCH (--fshost)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from switchy import Client, Session, event_callback, sync_caller
+from switchy.apps.players import TonePlay
+from switchy.errors import APIError
+from switchy.sim.pytest_plugin import FreeSwitchTarget
+from switchy.tracking import Tracker
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def client(fs: FreeSwitchTarget) -> AsyncIterator[Client]:
+    async with Client(fs.host, fs.port, fs.password) as client:
+        yield client
+        await client.hupall()
+        await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+
+
+def assert_empty(tracker: Tracker) -> None:
+    assert tracker.sessions == {}
+    assert tracker.calls == {}
+    assert tracker.jobs == {}
+    assert tracker.is_idle()
+
+
+def test_toneplay_through_sync_caller(fs: FreeSwitchTarget) -> None:
+    with sync_caller(fs.host, fs.port, fs.password, apps={"TonePlay": TonePlay}) as caller:
+        assert "TonePlay" in caller.app_names
+        sess, waitfor = caller(f"doggy@{fs.sip_address}", "TonePlay", timeout=5)
+        assert sess.is_outbound()
+        assert sess.answered
+        client = caller.client
+        assert client.count_calls() == 1
+        peer = sess.call.get_peer(sess) if sess.call else None
+        assert peer is not None and peer.is_inbound()
+        sess.hangup().result(TIMEOUT)
+        client.wait_for(lambda: client.count_calls() == 0, TIMEOUT)
+        assert_empty(client.tracker)
+        assert callable(waitfor)
+
+
+async def test_toneplay_plays_on_the_caller_and_echoes_on_the_callee(
+    fs: FreeSwitchTarget, client: Client
+) -> None:
+    await client.load_app(TonePlay)
+    tracker = client.tracker
+    job = await client.originate(f"doggy@{fs.sip_address}", app_id="TonePlay", timeout=5)
+    uuid = await asyncio.wait_for(job, TIMEOUT)
+    caller = tracker.sessions[uuid]
+    assert caller.job is job and job.session is caller
+    callee = caller.call.get_peer(caller) if caller.call else None
+    assert callee is not None
+    await asyncio.wait_for(callee.recv("CHANNEL_ANSWER", past=True), TIMEOUT)
+    assert callee.answered and callee.app_id == "TonePlay"
+    await caller.hangup()
+    await tracker.wait_for(tracker.is_idle, TIMEOUT)
+    assert tracker.hangup_causes["NORMAL_CLEARING"] == 2
+    assert tracker.answered_total == 2
+
+
+async def test_alternate_call_tracking_header(fs: FreeSwitchTarget) -> None:
+    async with Client(
+        fs.host, fs.port, fs.password, call_tracking_header="Caller-Destination-Number"
+    ) as client:
+        await client.load_app(TonePlay)
+        job = await client.originate(f"doggy@{fs.sip_address}", app_id="TonePlay", timeout=5)
+        uuid = await asyncio.wait_for(job, TIMEOUT)
+        tracker = client.tracker
+        # Both legs dialled "doggy": one call, indexed by the dialled user.
+        await tracker.wait_for(lambda: len(tracker.calls.get("doggy", ())) == 2, TIMEOUT)
+        call = tracker.calls["doggy"]
+        assert list(tracker.calls) == ["doggy"]
+        assert call.first is tracker.sessions[uuid]
+        assert call.last.is_inbound()
+        call.hangup()
+        await tracker.wait_for(tracker.is_idle, TIMEOUT)
+        assert_empty(tracker)
+
+
+async def test_nonsense_tracking_header_gives_one_call_per_session(fs: FreeSwitchTarget) -> None:
+    async with Client(fs.host, fs.port, fs.password, call_tracking_header="doggypants") as client:
+        await client.load_app(TonePlay)
+        job = await client.originate(f"jonesy@{fs.sip_address}", app_id="TonePlay", timeout=5)
+        uuid = await asyncio.wait_for(job, TIMEOUT)
+        tracker = client.tracker
+        await tracker.wait_for(lambda: tracker.count_sessions() == 2, TIMEOUT)
+        assert tracker.count_sessions() == tracker.count_calls() == 2
+        assert set(tracker.calls) == set(tracker.sessions)
+        await tracker.sessions[uuid].hangup()
+        await tracker.wait_for(tracker.is_idle, TIMEOUT)
+        assert_empty(tracker)
+
+
+async def test_hangup_of_a_whole_call(fs: FreeSwitchTarget, client: Client) -> None:
+    await client.load_app(TonePlay)
+    job = await client.originate(f"hangme@{fs.sip_address}", app_id="TonePlay", timeout=5)
+    uuid = await asyncio.wait_for(job, TIMEOUT)
+    tracker = client.tracker
+    await tracker.wait_for(lambda: tracker.count_sessions() == 2, TIMEOUT)
+    call = tracker.sessions[uuid].call
+    assert call is not None and len(call) == 2
+    results = await asyncio.gather(*call.hangup("CALL_REJECTED"), return_exceptions=True)
+    assert any(result == "+OK\n" for result in results)
+    await tracker.wait_for(tracker.is_idle, TIMEOUT)
+    assert tracker.count_calls() == 0
+
+
+class Broken:
+    """An app whose callback raises on every answer."""
+
+    def __init__(self) -> None:
+        self.answers = 0
+
+    @event_callback("CHANNEL_ANSWER")
+    def on_answer(self, session: Session) -> None:
+        self.answers += 1
+        raise RuntimeError("this app is broken")
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.answers = 0
+        self.parks: list[str] = []
+
+    @event_callback("CHANNEL_PARK")
+    async def on_park(self, session: Session) -> None:
+        self.parks.append(session.uuid)
+        if session.is_inbound():
+            await session.answer()
+
+    @event_callback("CHANNEL_ANSWER")
+    def on_answer(self, session: Session) -> None:
+        self.answers += 1
+
+
+async def test_a_raising_callback_leaves_other_calls_and_apps_working(
+    fs: FreeSwitchTarget, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    await client.load_app(TonePlay, app_id="broken-calls")
+    await client.load_app(Broken, app_id="broken-calls")  # shares the id, runs after TonePlay
+    await client.load_app(Counting, app_id="counting")
+    broken, counting = client.apps["Broken"], client.apps["Counting"]
+    assert isinstance(broken, Broken) and isinstance(counting, Counting)
+    sip = fs.sip_address
+    jobs = [
+        await client.originate(f"b{i}@{sip}", app_id="broken-calls", timeout=5) for i in range(3)
+    ]
+    jobs += [await client.originate(f"c{i}@{sip}", app_id="counting", timeout=5) for i in range(3)]
+    await asyncio.wait_for(asyncio.gather(*jobs), TIMEOUT)
+    tracker = client.tracker
+    await tracker.wait_for(lambda: counting.answers == 6 and broken.answers == 6, TIMEOUT)
+    assert tracker.callback_errors["broken-calls"] == 6
+    assert "this app is broken" in caplog.text
+    assert tracker.callback_errors["counting"] == 0
+    assert len(counting.parks) >= 3
+
+
+async def test_two_hundred_concurrent_calls(fs: FreeSwitchTarget, client: Client) -> None:
+    await client.load_app(Counting, app_id="load")
+    tracker = client.tracker
+    sip = fs.sip_address
+    jobs = await asyncio.gather(
+        *(client.originate(f"user{i}@{sip}", app_id="load", timeout=20) for i in range(200))
+    )
+    uuids = await asyncio.wait_for(asyncio.gather(*jobs), 60)
+    assert len(set(uuids)) == 200
+    await tracker.wait_for(lambda: tracker.count_sessions() == 400, 30)
+    assert tracker.count_calls() == 200
+    assert all(len(call) == 2 for call in tracker.calls.values())
+    assert tracker.originated_total == 200
+    await client.hupall("load")
+    await tracker.wait_for(tracker.is_idle, 30)
+    assert_empty(tracker)
+    assert tracker.answered_total == 400
+    assert tracker.hangup_causes.total() == 400
+
+
+async def test_a_failed_originate_carries_its_cause(client: Client) -> None:
+    job = await client.originate("user_busy", endpoint="error", timeout=5)
+    with pytest.raises(APIError) as failure:
+        await asyncio.wait_for(job, TIMEOUT)
+    assert failure.value.cause == "USER_BUSY"
+    assert job.done()
+    assert not job.successful()
+    assert job.cause == failure.value.cause
+    await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+    assert client.tracker.failed_jobs == 1
