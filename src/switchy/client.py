@@ -16,6 +16,7 @@ slow command never holds them back.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from switchy.apps import app_name
-from switchy.errors import APIError, ConfigurationError
+from switchy.errors import APIError, ConfigurationError, SwitchyError
 from switchy.esl import commands
 from switchy.esl.connection import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -39,6 +40,10 @@ from switchy.models import DEFAULT_HISTORY, Job, Session
 from switchy.tracking import APP_X_HEADER, CALL_HEADER, CALL_X_HEADER, AppRecord, Tracker
 
 __all__ = ["AppNamespace", "Client"]
+
+# Stands for the uuid in cached originate commands: a valid uuid argument that no
+# escaping changes, and that nothing else in a command can contain.
+_UUID_PLACEHOLDER = "switchy-uuid-placeholder-7d1c0e"
 
 log = logging.getLogger("switchy.client")
 
@@ -99,7 +104,15 @@ class Client:
         )
         self.apps = AppNamespace()
         self._records: dict[str, list[AppRecord]] = {}
+        self._lost_callbacks: list[Callable[[BaseException], Any]] = []
+        self._back_callbacks: list[Callable[[], Any]] = []
+        self._down = False
+        self._coming_back: asyncio.Future[None] | None = None
+        for connection in (self.connection, self.events):
+            connection.on_disconnect(self._connection_lost)
+            connection.on_reconnect(self._connection_back)
         self._originate_defaults: dict[str, Any] = {}
+        self._originate_templates: dict[str | None, str] = {}
 
     # -- connecting ----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -123,6 +136,47 @@ class Client:
     @property
     def connected(self) -> bool:
         return self.connection.connected and self.events.connected
+
+    def on_lost(self, callback: Callable[[BaseException], Any]) -> None:
+        """Call ``callback(error)`` when the node is lost (either connection drops)."""
+        self._lost_callbacks.append(callback)
+
+    def on_back(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` when a lost node is back (both connections restored and
+        the tracker reconciled with what the node has)."""
+        self._back_callbacks.append(callback)
+
+    def _connection_lost(self, error: BaseException) -> None:
+        if self._down:
+            return
+        self._down = True
+        log.warning("%s: node lost: %s", self.address, error)
+        for callback in list(self._lost_callbacks):
+            try:
+                callback(error)
+            except Exception:
+                log.exception("%s: node-lost callback %r failed", self.address, callback)
+
+    def _connection_back(self) -> None:
+        if self._down and self.connected and self._coming_back is None:
+            self._coming_back = asyncio.ensure_future(self._back())
+
+    async def _back(self) -> None:
+        try:
+            await self.tracker.reconcile()
+        except (SwitchyError, ValueError) as exc:
+            log.warning("%s: could not reconcile after reconnecting: %s", self.address, exc)
+        finally:
+            self._coming_back = None
+        if not self.connected:
+            return  # lost again meanwhile
+        self._down = False
+        log.warning("%s: node back", self.address)
+        for callback in list(self._back_callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("%s: node-back callback %r failed", self.address, callback)
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -186,9 +240,20 @@ class Client:
         # Fail now, not at the first call, on an option originate() does not know.
         self.originate_cmd(uuid=str(uuidlib.uuid4()), **{"dest_url": "check", **options})
         self._originate_defaults.update(options)
+        self._originate_templates.clear()
 
     def originate_cmd(self, uuid: str, app_id: str | None = None, **options: Any) -> str:
         """The originate command :meth:`originate` would send for ``uuid``."""
+        if options:
+            return self._build_originate(uuid, app_id, options)
+        # Only the uuid changes from call to call: build once per app, then substitute.
+        template = self._originate_templates.get(app_id)
+        if template is None:
+            template = self._build_originate(_UUID_PLACEHOLDER, app_id, {})
+            self._originate_templates[app_id] = template
+        return template.replace(_UUID_PLACEHOLDER, commands.check_uuid(uuid, "originate(uuid=...)"))
+
+    def _build_originate(self, uuid: str, app_id: str | None, options: dict[str, Any]) -> str:
         settings = {**self._originate_defaults, **options}
         dest_url = settings.pop("dest_url", None)
         if not dest_url:

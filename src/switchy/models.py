@@ -217,6 +217,11 @@ class Session:
                     waiter.set_result(event)
 
     @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose messages name this session."""
+        return _SessionLog(log, {"uuid": self.uuid})
+
+    @property
     def events(self) -> list[Event]:
         """The recent events of this session, oldest first."""
         return list(self._history)
@@ -449,6 +454,11 @@ class Session:
     def __repr__(self) -> str:
         state = "hungup" if self.hungup else "answered" if self.answered else "setup"
         return f"<Session {self.uuid} {self.direction} {state} app={self.app_id!r}>"
+
+
+class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"session {self.extra['uuid'] if self.extra else '?'}: {msg}", kwargs
 
 
 def _event_time(event: Event) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
 from collections import Counter
@@ -47,13 +48,13 @@ CALL_HEADER = f"variable_sip_h_X-{CALL_X_HEADER}"
 #: App id of sessions that carry no app id header.
 DEFAULT_APP_ID = "default"
 
-#: Events the tracker itself needs; apps add theirs.
+#: Events the tracker itself needs; apps add theirs. Every event costs the node
+#: and switchy work on both legs of every call, so this is the minimum:
+#: CHANNEL_ORIGINATE and CHANNEL_HANGUP_COMPLETE repeat what CREATE and HANGUP say.
 CORE_EVENTS = (
     "CHANNEL_CREATE",
-    "CHANNEL_ORIGINATE",
     "CHANNEL_ANSWER",
     "CHANNEL_HANGUP",
-    "CHANNEL_HANGUP_COMPLETE",
     "CHANNEL_DESTROY",
     "CHANNEL_UUID",
     "BACKGROUND_JOB",
@@ -115,6 +116,8 @@ class Tracker:
         self.failed_jobs = 0
         self.hangup_causes: Counter[str] = Counter()
         self.callback_errors: Counter[str] = Counter()  # by app id
+        #: Channels the node had after a reconnect that the tracker never saw.
+        self.unknown_channels = 0
         self._commander = commander
         self._originating: dict[str, Job] = {}  # originate jobs by the uuid they create
         self._callbacks: dict[str, dict[str, list[SessionCallback]]] = {}
@@ -151,9 +154,39 @@ class Tracker:
         """Subscribe to events newly needed by loaded apps."""
         wanted = {"ALL"} if self.subscribe_all else self.event_names
         missing = sorted(wanted - self._subscribed)
-        if missing:
+        if missing and self.connection.connected:  # else start() subscribes
             await self.connection.subscribe(missing)
             self._subscribed.update(missing)
+
+    async def reconcile(self) -> tuple[int, int]:
+        """Make the tracked state match the node's after a reconnect.
+
+        Asks the node for its channels (``show channels as json``): sessions it
+        no longer has are closed out (their calls end); channels it has that
+        the tracker never saw (made while disconnected) are counted in
+        :attr:`unknown_channels` and logged. Returns (closed out, unknown).
+        """
+        text = await self._commander("show channels as json")
+        try:
+            rows = json.loads(text).get("rows", [])
+            live = {row["uuid"] for row in rows}
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.host}: unreadable 'show channels as json': {exc}") from None
+        gone = [session for uuid, session in self.sessions.items() if uuid not in live]
+        for session in gone:
+            session.hungup = True
+            self._session_gone(session)
+        unknown = live - set(self.sessions)
+        self.unknown_channels = len(unknown)
+        if gone or unknown:
+            log.warning(
+                "%s: reconciled: %d session(s) no longer on the node closed out, "
+                "%d channel(s) on the node were never seen",
+                self.host,
+                len(gone),
+                len(unknown),
+            )
+        return len(gone), len(unknown)
 
     def _connection_lost(self, error: BaseException) -> None:
         now = self.clock()

@@ -190,3 +190,51 @@ async def test_history_is_bounded(fs: FreeSwitchTarget) -> None:
         assert len(caller.events) == 4
         await caller.hangup()
         await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+
+
+async def test_scheduled_hangup_and_clearing_tasks(client: Client, fs: FreeSwitchTarget) -> None:
+    caller, callee = await answered_call(client, fs, "sched")
+    kept = await callee.sched_hangup(30)
+    assert kept.startswith("+OK")
+    assert (await callee.clear_tasks()).startswith("+OK")
+    hangup = asyncio.ensure_future(caller.recv("CHANNEL_HANGUP", TIMEOUT))
+    await caller.sched_hangup(1, "ALLOTTED_TIMEOUT")
+    assert (await hangup)["Hangup-Cause"] == "ALLOTTED_TIMEOUT"
+
+
+async def test_scheduled_dtmf_reaches_the_peer(client: Client, fs: FreeSwitchTarget) -> None:
+    caller, callee = await answered_call(client, fs, "scheddtmf")
+    digit = asyncio.ensure_future(callee.recv("DTMF", TIMEOUT))
+    await caller.sched_dtmf(1, "7")
+    assert (await digit)["DTMF-Digit"] == "7"
+
+
+async def test_session_recording(client: Client, fs: FreeSwitchTarget) -> None:
+    caller, _ = await answered_call(client, fs, "sessrec")
+    path = "/tmp/switchy-test-session-record.wav"
+    started = asyncio.ensure_future(caller.recv("RECORD_START", TIMEOUT))
+    await caller.start_record(path, stereo=True, rate=8000)
+    assert (await started)["Record-File-Path"] == path
+    assert await caller.getvar("RECORD_STEREO") == "true"
+    stopped = asyncio.ensure_future(caller.recv("RECORD_STOP", TIMEOUT))
+    await caller.stop_record(path)
+    assert (await stopped)["Record-File-Path"] == path
+
+
+async def test_media_commands_are_accepted(client: Client, fs: FreeSwitchTarget) -> None:
+    caller, callee = await answered_call(client, fs, "media")
+    assert (await caller.mute()).startswith("+OK")
+    assert (await caller.unmute()).startswith("+OK")
+    executed = asyncio.ensure_future(caller.recv("CHANNEL_EXECUTE_COMPLETE", TIMEOUT))
+    await caller.execute("sleep", "50")
+    assert (await executed)["Application"] == "sleep"
+    assert (await callee.bypass_media(True)).startswith("+OK")
+    assert (await callee.bypass_media(False)).startswith("+OK")
+
+
+async def test_deflect_ends_the_call(client: Client, fs: FreeSwitchTarget) -> None:
+    _, callee = await answered_call(client, fs, "deflect")
+    hangup = asyncio.ensure_future(callee.recv("CHANNEL_HANGUP", TIMEOUT))
+    reply = await callee.deflect(f"sip:elsewhere@{fs.sip_address}")
+    assert reply.startswith("+OK")
+    assert (await hangup)["Hangup-Cause"] == "BLIND_TRANSFER"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.sim.traces import EslClient, Simulation, load_trace, simulation
+from tests.sim.traces import EslClient, Simulation, TraceEvent, load_trace, simulation
 
 SIP = "127.0.0.1:5080"
 
@@ -249,3 +249,309 @@ async def test_heartbeat() -> None:
         )
         reschedule = await client.wait_event("RE_SCHEDULE")
         assert reschedule.get("Task-Desc") == "heartbeat"
+
+
+# -- the Session API's commands ------------------------------------------------------------
+
+
+async def answered_call(client: EslClient, uuid: str, user: str = "1000") -> str:
+    """``parked_call``, answered by the far end; the inbound leg's uuid."""
+    b_uuid = await parked_call(client, uuid, user)
+    assert await client.api(f"uuid_answer {b_uuid}") == "+OK\n"
+    await client.wait_event("CHANNEL_ANSWER", uuid)
+    return b_uuid
+
+
+def timestamp(event: TraceEvent) -> float:
+    return int(event.get("Event-Date-Timestamp") or 0) / 1_000_000
+
+
+def task_of(event: TraceEvent) -> tuple[str | None, ...]:
+    return tuple(event.get(name) for name in ("Task-ID", "Task-Desc", "Task-Group"))
+
+
+async def test_sched_api_runs_the_command_later(sim: Simulation) -> None:
+    client = sim.client
+    await parked_call(client, "sa")
+    assert await client.api("sched_api +1 none uuid_setvar sa later yes") == "+OK Added: 4\n"
+    added = await client.wait_event("ADD_SCHEDULE")
+    assert task_of(added) == ("4", "sched_api_function", "none")
+    runtime = int(added.get("Task-Runtime") or 0)
+    assert runtime - 1 <= timestamp(added) < runtime
+    done = await client.wait_event("DEL_SCHEDULE")
+    assert task_of(done) == task_of(added)
+    ran = next(e for e in client.events if e.get("API-Command") == "uuid_setvar")
+    assert ran.get("API-Command-Argument") == "sa later yes"
+    assert timestamp(ran) >= runtime  # run at its whole second, not before
+    assert await client.api("uuid_getvar sa later") == "yes"
+    assert sim.node.scheduler.tasks == []
+
+
+async def test_sched_api_repeats_until_deleted(sim: Simulation) -> None:
+    client = sim.client
+    usage = "-ERR Invalid syntax. USAGE: [+@]<time> <group_name> <command_string>[&]\n"
+    assert await client.api("sched_api") == usage
+    assert await client.api("sched_api +1 lonely") == usage
+    assert await client.api("sched_api @1 beat echo hi&") == "+OK Added: 4\n"
+    repeated = await client.wait_event("RE_SCHEDULE")
+    assert task_of(repeated) == ("4", "sched_api_function", "beat")
+    assert await client.api("sched_del beat") == "+OK Deleted: 1\n"
+    deleted = await client.wait_event("DEL_SCHEDULE")
+    assert task_of(deleted) == ("4", "sched_api_function", "beat")
+    assert await client.api("sched_del beat") == "+OK Deleted: 0\n"
+    assert await client.api("sched_del 99") == "+OK Deleted: 0\n"
+    assert await client.api("sched_del") == "-ERR Invalid syntax\n"
+
+
+async def test_sched_hangup(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await parked_call(client, "sh")
+    assert await client.api("sched_hangup +1 sh") == "+OK\n"
+    added = await client.wait_event("ADD_SCHEDULE")
+    assert task_of(added) == ("4", "switch_ivr_schedule_hangup", "sh")
+    hangup = await client.wait_event("CHANNEL_HANGUP", "sh")
+    assert hangup.get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
+    assert timestamp(hangup) >= int(added.get("Task-Runtime") or 0)
+    await client.wait_event("CHANNEL_HANGUP_COMPLETE", b_uuid)
+    again = await parked_call(client, "sh2")
+    assert await client.api(f"sched_hangup +0 {again} USER_BUSY") == "+OK\n"
+    assert (await client.wait_event("CHANNEL_HANGUP", again)).get("Hangup-Cause") == "USER_BUSY"
+    assert await client.api("sched_hangup +1 nope") == "-ERR No such channel!\n"
+    assert await client.api("sched_hangup") == "-USAGE: [+]<time> <uuid> [<cause>]\n"
+
+
+async def test_sched_del_by_channel_cancels_its_hangups(sim: Simulation) -> None:
+    client = sim.client
+    await parked_call(client, "keep")
+    assert await client.api("sched_hangup +30 keep") == "+OK\n"
+    assert await client.api("sched_del keep") == "+OK Deleted: 1\n"
+    deleted = await client.wait_event("DEL_SCHEDULE")
+    assert deleted.get("Task-Group") == "keep"
+    assert sim.node.scheduler.tasks == []
+    assert await client.api("uuid_exists keep") == "true"
+
+
+async def test_sched_transfer(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await parked_call(client, "st")
+    assert await client.api(f"sched_transfer +0 {b_uuid} 2000") == "+OK\n"
+
+    def parked_at(dest: str) -> bool:
+        return any(
+            e.name == "CHANNEL_PARK" and e.get("Caller-Destination-Number") == dest
+            for e in client.channel_events(b_uuid)
+        )
+
+    await client.wait_for(lambda: parked_at("2000"))
+    assert await client.api("sched_transfer +1 nope 2000") == "-ERR No such channel!\n"
+    assert await client.api("sched_transfer +1") == (
+        "-USAGE: [+]<time> <uuid> <extension> [<dialplan>] [<context>]\n"
+    )
+
+
+async def test_uuid_audio_keeps_one_bug(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "au")
+    assert await client.api("uuid_audio au start write mute 1") == "+OK\n"
+    start = await client.wait_event("MEDIA_BUG_START", "au")
+    assert (start.get("Media-Bug-Function"), start.get("Media-Bug-Target")) == ("audio", "mute")
+    assert await client.api("uuid_audio au start read level 2") == "+OK\n"
+    assert await client.api("uuid_audio au stop") == "+OK\n"
+    stop = await client.wait_event("MEDIA_BUG_STOP", "au")
+    assert stop.get("Media-Bug-Function") == "audio"
+    assert [e.name for e in client.channel_events("au")].count("MEDIA_BUG_START") == 1
+    usage = "-USAGE: <uuid> [start [read|write] [mute|level <level>]|stop]\n"
+    assert await client.api("uuid_audio au") == usage
+    assert await client.api("uuid_audio au start both mute 1") == usage
+    assert await client.api("uuid_audio au start write loud 1") == usage
+    # mod_commands reports the missing channel, then its usual +OK.
+    assert await client.api("uuid_audio nope stop") == "-ERR No such channel!\n+OK\n"
+
+
+async def test_uuid_hold_holds_both_ends(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await answered_call(client, "ho")
+    assert await client.api("uuid_hold ho") == "+OK Success\n"
+    for uuid in ("ho", b_uuid):
+        held = await client.wait_event("CHANNEL_HOLD", uuid)
+        assert held.get("Channel-Call-State") == "HELD"
+        callstate = next(
+            e
+            for e in client.channel_events(uuid)
+            if e.name == "CHANNEL_CALLSTATE" and e.get("Channel-Call-State") == "HELD"
+        )
+        assert callstate.get("Original-Channel-Call-State") == "ACTIVE"
+        assert callstate.get("Channel-Call-State-Number") == "5"
+        assert held.get("Caller-Channel-Last-Hold") != "0"
+    assert "HELD" in await client.api("show channels")
+    assert await client.api("uuid_hold off ho") == "+OK Success\n"
+    for uuid in ("ho", b_uuid):
+        unheld = await client.wait_event("CHANNEL_UNHOLD", uuid)
+        assert unheld.get("Channel-Call-State") == "UNHELD"
+    # toggle holds only an ACTIVE call and frees only a HELD one: UNHELD is neither.
+    assert await client.api("uuid_hold toggle ho") == "+OK Success\n"
+    assert await client.api("uuid_hold nope") == "+OK Success\n"
+    assert await client.api("uuid_hold") == (
+        "-USAGE: [off|toggle] <uuid> [<display>]\n-ERR Operation Failed\n"
+    )
+    assert [e.name for e in client.channel_events("ho")].count("CHANNEL_HOLD") == 1
+
+
+async def test_uuid_media(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "me")
+    assert await client.api("uuid_media me") == "-ERR Operation Failed\n"  # media is there
+    assert await client.api("uuid_media off me") == "+OK Success\n"
+    assert "CF_PROXY_MODE" in sim.node.channels[0].flags
+    assert await client.api("uuid_media me") == "+OK Success\n"
+    assert await client.api("uuid_media off nope") == "-ERR Operation Failed\n"
+    assert await client.api("uuid_media") == "-USAGE: [off] <uuid>\n-ERR Operation Failed\n"
+
+
+async def test_uuid_displace(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "di")
+    clip = "silence_stream://100"
+    assert await client.api(f"uuid_displace di start {clip}") == "+OK Success\n"
+    start = await client.wait_event("MEDIA_BUG_START", "di")
+    assert (start.get("Media-Bug-Function"), start.get("Media-Bug-Target")) == ("displace", clip)
+    await client.wait_event("MEDIA_BUG_STOP", "di")  # the clip ended
+    assert await client.api(f"uuid_displace di stop {clip}") == (
+        "-ERR Cannot stop displace session!\n"
+    )
+    endless = "tone_stream://%(100,100,440);loops=-1"
+    assert await client.api(f"uuid_displace di start {endless} 0 mux") == "+OK Success\n"
+    assert await client.api(f"uuid_displace di start {endless}") == (
+        "-ERR Cannot displace session!\n"  # one displace per file
+    )
+    assert await client.api(f"uuid_displace di stop {endless}") == "+OK Success\n"
+    await client.wait_event("MEDIA_BUG_STOP", "di", count=2)
+    assert await client.api("uuid_displace di start /no/such.wav") == (
+        "-ERR Cannot displace session!\n"
+    )
+    assert await client.api("uuid_displace nope start x") == "-ERR Cannot locate session!\n"
+    assert await client.api("uuid_displace di start") == (
+        "-USAGE: <uuid> [start|stop] <path> [<limit>] [mux]\n"
+    )
+
+
+async def test_phone_event_and_flush_dtmf(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await answered_call(client, "pe")
+    assert await client.api("uuid_phone_event pe talk") == "+OK Success\n"
+    assert await client.api("uuid_phone_event nope") == "-ERR Operation Failed\n"
+    assert await client.api("uuid_phone_event") == "-USAGE: <uuid>\n-ERR Operation Failed\n"
+    assert await client.api("uuid_flush_dtmf nope") == "-ERR no such session\n"
+    # Digits still on their way are not in the receiver's queue: flushing keeps them.
+    assert await client.api("uuid_send_dtmf pe 1@100") == "+OK pe sent DTMF 1@100.\n"
+    assert await client.api(f"uuid_flush_dtmf {b_uuid}") == "+OK\n"
+    assert (await client.wait_event("DTMF", b_uuid)).get("DTMF-Digit") == "1"
+
+
+async def test_uuid_deflect_to_a_leg_without_a_bridge(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await answered_call(client, "de")
+    assert await client.api(f"uuid_deflect {b_uuid} sip:3000@127.0.0.1") == (
+        "+OK:SIP/2.0 403 Forbidden\r\n\n"
+    )
+    hangup = await client.wait_event("CHANNEL_HANGUP", b_uuid)
+    assert hangup.get("Hangup-Cause") == "BLIND_TRANSFER"
+    error = await client.wait_event("CUSTOM", "de")
+    assert error.get("Event-Subclass") == "sofia::error"
+    assert error.get("Error-Type") == "blind_transfer"
+    assert error.get("Transfer-Exten") == "3000"
+    assert error.get("variable_transfer_destination") == "blind:3000"
+    assert (await client.wait_event("CHANNEL_HANGUP", "de")).get("Hangup-Cause") == (
+        "NORMAL_CLEARING"  # the BYE
+    )
+    assert await client.api("uuid_deflect nope 3000") == "-ERR No such channel nope!\n"
+    assert await client.api("uuid_deflect de") == "-USAGE: <uuid> <uri>\n"
+
+
+async def test_uuid_deflect_transfers_the_far_ends_partner(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await answered_call(client, "df")
+    other = await answered_call(client, "df2", user="2000")
+    assert await client.api(f"uuid_bridge df {other}") == f"+OK {other}\n"
+    await client.wait_event("CHANNEL_BRIDGE", "df")
+    assert await client.api(f"uuid_deflect {b_uuid} 4000") == "+OK:SIP/2.0 200 OK\r\n\n"
+    hangup = await client.wait_event("CHANNEL_HANGUP", b_uuid)
+    assert hangup.get("Hangup-Cause") == "BLIND_TRANSFER"
+    done = await client.wait_event("CHANNEL_HANGUP_COMPLETE", b_uuid)
+    assert done.get("variable_sip_refer_reply") == "SIP/2.0 200 OK\r\n"
+    far = await client.wait_event("CHANNEL_HANGUP_COMPLETE", "df")
+    assert far.get("variable_transfer_to") == f"blind:{other}"
+    assert far.get("variable_endpoint_disposition") == "BLIND_TRANSFER"
+
+
+async def test_broadcast_applications_on_a_ringing_leg(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await parked_call(client, "bc")
+
+    async def run(app: str, arg: str = "") -> TraceEvent:
+        before = len(client.channel_events(b_uuid))
+        reply = await client.api(f"uuid_broadcast {b_uuid} {app}::{arg} aleg")
+        assert reply == "+OK Message sent\n"
+
+        def executed() -> TraceEvent | None:
+            return next(
+                (
+                    e
+                    for e in client.channel_events(b_uuid)[before:]
+                    if e.name == "CHANNEL_EXECUTE" and e.get("Application") == app
+                ),
+                None,
+            )
+
+        await client.wait_for(executed)
+        event = executed()
+        assert event is not None
+        return event
+
+    await run("ring_ready")
+    await client.wait_event("CHANNEL_PROGRESS", b_uuid)
+    await run("pre_answer")
+    await client.wait_event("CHANNEL_PROGRESS_MEDIA", b_uuid)
+    await run("answer")
+    await client.wait_event("CHANNEL_ANSWER", b_uuid)
+    await run("playback", "{loops=-1}tone_stream://%(100,100,440)")
+    await client.wait_event("PLAYBACK_START", b_uuid)
+    assert await client.api(f"uuid_break {b_uuid}") == "+OK\n"
+    stop = await client.wait_event("PLAYBACK_STOP", b_uuid)
+    assert stop.get("Playback-Status") == "break"
+    await run("sleep", "20")
+    await run("record_session", "/dev/null")
+    await client.wait_event("RECORD_START", b_uuid)
+    await run("stop_record_session", "all")
+    await client.wait_event("RECORD_STOP", b_uuid)
+    await run("park")
+    assert len([e for e in client.channel_events(b_uuid) if e.name == "CHANNEL_PARK"]) == 2
+    await run("echo")
+    await run("hangup", "CALL_REJECTED")
+    hangup = await client.wait_event("CHANNEL_HANGUP", b_uuid)
+    assert hangup.get("Hangup-Cause") == "CALL_REJECTED"
+
+
+async def test_broadcast_respond_refuses_the_call(sim: Simulation) -> None:
+    client = sim.client
+    b_uuid = await parked_call(client, "rs")
+    assert await client.api(f"uuid_broadcast {b_uuid} respond::486 aleg") == ("+OK Message sent\n")
+    assert (await client.wait_event("CHANNEL_HANGUP", b_uuid)).get("Hangup-Cause") == "USER_BUSY"
+    assert (await client.wait_event("CHANNEL_HANGUP", "rs")).get("Hangup-Cause") == "USER_BUSY"
+
+
+async def test_broadcast_with_a_hangup_cause_and_deflect(sim: Simulation) -> None:
+    client = sim.client
+    await answered_call(client, "hc")
+    clip = "silence_stream://20"
+    assert await client.api(f"uuid_broadcast hc playback!USER_BUSY::{clip} aleg") == (
+        "+OK Message sent\n"
+    )
+    await client.wait_event("PLAYBACK_STOP", "hc")
+    hangup = await client.wait_event("CHANNEL_HANGUP", "hc")
+    assert hangup.get("Hangup-Cause") == "USER_BUSY"
+    other = await answered_call(client, "dx", user="2000")
+    assert await client.api(f"uuid_broadcast {other} deflect::5000 aleg") == "+OK Message sent\n"
+    assert (await client.wait_event("CHANNEL_HANGUP", other)).get("Hangup-Cause") == (
+        "BLIND_TRANSFER"
+    )

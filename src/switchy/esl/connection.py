@@ -333,12 +333,28 @@ class Connection:
         """Wait for a reply. On timeout the future is cancelled but keeps its FIFO slot."""
         if isinstance(timeout, _UseDefault):
             timeout = self.command_timeout
+        if timeout is None:
+            return await future
+        # A timer on the future itself: lighter than asyncio.wait_for, which wraps it.
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not future.done():
+                expired = True
+                future.cancel()
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise CommandTimeout(
-                f"{self.address}: no reply to {what!r} within {timeout}s"
-            ) from None
+            return await future
+        except asyncio.CancelledError:
+            if expired:
+                raise CommandTimeout(
+                    f"{self.address}: no reply to {what!r} within {timeout}s"
+                ) from None
+            raise
+        finally:
+            timer.cancel()
 
     async def send(
         self,

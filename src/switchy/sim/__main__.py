@@ -1,7 +1,9 @@
 """Run a simulated FreeSWITCH cluster in the foreground: ``python -m switchy.sim``.
 
-Prints one line per node with its event socket and SIP addresses, then serves
-until Ctrl-C (or SIGTERM) or until every node was shut down (``fsctl shutdown``).
+Prints one line per node with its event socket and SIP addresses (and, with
+``--dut``, a last line with the simulated device under test's SIP address),
+then serves until Ctrl-C (or SIGTERM) or until every node was shut down
+(``fsctl shutdown``).
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from switchy.sim.cluster import Cluster
+from switchy.sim.dut import DUTSettings
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -22,7 +26,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Run simulated FreeSWITCH 1.10.12 nodes (ESL inbound + SIP profile).",
     )
     parser.add_argument("--nodes", type=int, default=1, help="how many nodes (default 1)")
-    parser.add_argument("--password", default="ClueCon", help="ESL password (default ClueCon)")
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("SWITCHY_PASSWORD", "ClueCon"),
+        help="ESL password (default: SWITCHY_PASSWORD, else ClueCon)",
+    )
     parser.add_argument(
         "--port", type=int, default=0, help="first ESL port, one per node (default: any free)"
     )
@@ -34,7 +42,58 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds before inbound calls answer (default: they park unanswered)",
     )
     parser.add_argument("--ringing", action="store_true", help="inbound calls send 180 first")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop when standard input closes (for a parent process: if it dies, so do we)",
+    )
+    dut = parser.add_argument_group("device under test (a proxy routing calls between nodes)")
+    dut.add_argument("--dut", action="store_true", help="run a simulated device under test")
+    dut.add_argument(
+        "--dut-capacity", type=int, metavar="N", help="at most N calls at once (default: no limit)"
+    )
+    dut.add_argument(
+        "--dut-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds before it forwards each INVITE (default 0)",
+    )
+    dut.add_argument(
+        "--dut-reject",
+        type=_reject_rule,
+        metavar="P:STATUS",
+        help="refuse a fraction P of calls with SIP STATUS, e.g. 0.1:486",
+    )
+    dut.add_argument("--dut-seed", type=int, help="seed of the --dut-reject draws")
+    args = parser.parse_args(argv)
+    knobs = (args.dut_capacity, args.dut_reject, args.dut_seed)
+    if not args.dut and (args.dut_delay or any(knob is not None for knob in knobs)):
+        parser.error("--dut-* options need --dut")
+    try:
+        args.dut_settings = _dut_settings(args) if args.dut else None
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _reject_rule(text: str) -> tuple[float, int]:
+    probability, colon, status = text.partition(":")
+    try:
+        return float(probability), int(status) if colon else 486
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected P:STATUS, e.g. 0.1:486, got {text!r}") from None
+
+
+def _dut_settings(args: argparse.Namespace) -> DUTSettings:
+    reject, reject_status = args.dut_reject or (0.0, 486)
+    return DUTSettings(
+        capacity=args.dut_capacity,
+        setup_delay=args.dut_delay,
+        reject=reject,
+        reject_status=reject_status,
+        seed=args.dut_seed,
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -48,6 +107,7 @@ async def serve(args: argparse.Namespace) -> None:
         password=args.password,
         host=args.host,
         port=args.port,
+        dut=args.dut_settings,
         answer_delay=args.answer_delay,
         ringing=args.ringing,
     )
@@ -57,11 +117,27 @@ async def serve(args: argparse.Namespace) -> None:
                 f"node {index}: ESL {member.esl_host}:{member.esl_port} SIP {member.sip_address}",
                 flush=True,
             )
-        everyone_gone = asyncio.ensure_future(_all_shut_down(cluster))
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({everyone_gone, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        everyone_gone.cancel()
-        stopped.cancel()
+        if cluster.dut_address is not None:
+            print(f"dut: SIP {cluster.dut_address}", flush=True)
+        waits = {
+            asyncio.ensure_future(_all_shut_down(cluster)),
+            asyncio.ensure_future(stop.wait()),
+        }
+        if args.exit_with_stdin:
+            waits.add(asyncio.ensure_future(_stdin_closed()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+
+
+async def _stdin_closed() -> None:
+    """Return when standard input reaches its end (the parent closed it, or died)."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    while await reader.read(4096):
+        pass
 
 
 async def _all_shut_down(cluster: Cluster) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switchy.sim import media
+from switchy.sim import bert, media
 from switchy.sim.calling import At
 from switchy.sim.causes import sip_to_cause, str2cause
 
@@ -32,9 +32,6 @@ class Application:
     run: AppFunction
     needs_media: bool
 
-
-#: mod_bert's default synchronisation window, in milliseconds.
-BERT_WINDOW_MS = 1000
 
 #: Every application the simulator knows, by lower-case name.
 APPLICATIONS: dict[str, Application] = {}
@@ -138,26 +135,10 @@ async def playback(channel: Channel, arg: str) -> None:
     channel.set_var("current_application_response", "FILE PLAYED")
 
 
-@application("bert_test", needs_media=True)
+@application("bert_test")
 async def bert_test(channel: Channel, arg: str) -> None:
-    """mod_bert: send a test pattern until interrupted.
-
-    Once the far end has run ``bert_test`` too for ``bert_window_ms`` (1000
-    by default), the patterns are in sync: CUSTOM ``mod_bert::in_sync``
-    (trace 09, about 1 s after both started; it carries no variables).
-    """
-    window = _int(channel.variables.get("bert_window_ms", ""), BERT_WINDOW_MS) / 1000
-
-    def far_end_testing() -> bool:
-        peer = channel.media_peer
-        running = peer.current_app if peer is not None and peer.is_up else None
-        return running is not None and running[0] == "bert_test"
-
-    await channel.until(lambda: channel.interrupted or far_end_testing(), None)
-    if not channel.interrupted and await channel.wait(window):
-        channel.fire("CUSTOM", At.BERT_IN_SYNC, subclass="mod_bert::in_sync", variables=False)
-        channel.set_vars([("bert_stats_sync_lost_count", "0"), ("bert_stats_sync_lost", "false")])
-    await channel.wait()
+    """mod_bert's bit error rate test (:mod:`switchy.sim.bert`)."""
+    await bert.bert_test(channel, arg)
 
 
 @application("set")
@@ -211,6 +192,56 @@ def transfer_channel(channel: Channel, exten: str, dialplan: str = "", context: 
     new.times.transferred = channel.now_us()
     channel.profile = new
     channel.redirect("transfer")
+
+
+@dataclass(eq=False)
+class MediaBug:
+    """A media bug other than a recording (``uuid_audio``, ``uuid_displace``)."""
+
+    function: str  # Media-Bug-Function
+    target: str  # Media-Bug-Target
+    expiry: asyncio.TimerHandle | None = None
+
+
+#: The ``Channel.privates`` key of the channel's :class:`MediaBug` list.
+MEDIA_BUGS = "__media_bugs"
+
+
+def media_bugs(channel: Channel) -> list[MediaBug]:
+    """The channel's media bugs, oldest first (recordings aside)."""
+    bugs = channel.privates.get(MEDIA_BUGS)
+    return list(bugs) if isinstance(bugs, list) else []
+
+
+def add_media_bug(channel: Channel, function: str, target: str) -> MediaBug:
+    """``switch_core_media_bug_add``: MEDIA_BUG_START, then the bug works on the media."""
+    bug = MediaBug(function, target)
+    channel.privates[MEDIA_BUGS] = [*media_bugs(channel), bug]
+    fields = [("Media-Bug-Function", function), ("Media-Bug-Target", target)]
+    channel.fire("MEDIA_BUG_START", At.MEDIA_BUG_START, before=fields)
+    return bug
+
+
+def remove_media_bug(channel: Channel, bug: MediaBug) -> bool:
+    """``switch_core_media_bug_remove``: MEDIA_BUG_STOP; False if ``bug`` was not there."""
+    bugs = media_bugs(channel)
+    if bug not in bugs:
+        return False
+    bugs.remove(bug)
+    channel.privates[MEDIA_BUGS] = bugs
+    if bug.expiry is not None:
+        bug.expiry.cancel()
+    fields = [("Media-Bug-Function", bug.function), ("Media-Bug-Target", bug.target)]
+    channel.fire("MEDIA_BUG_STOP", At.MEDIA_BUG_STOP, before=fields)
+    return True
+
+
+def remove_media_bugs(channel: Channel) -> None:
+    """Every media bug goes, as the channel hangs up: recordings first."""
+    stop_recording(channel, "all")
+    for bug in media_bugs(channel):
+        remove_media_bug(channel, bug)
+    channel.privates.pop(bert.SESSION_AUDIO, None)
 
 
 def start_recording(channel: Channel, path: str, limit: int) -> bool:

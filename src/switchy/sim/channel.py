@@ -21,12 +21,14 @@ import uuid as uuid_module
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from switchy.sim import apps, bridge
 from switchy.sim.calling import At, CallingSite
 from switchy.sim.causes import CAUSE_CODES, q850
-from switchy.sim.events import SimEvent
+from switchy.sim.events import HeaderRun, SimEvent
 
 if TYPE_CHECKING:
     from switchy.sim.switch import Node
@@ -68,7 +70,17 @@ STATE_NAMES = (
 ) = range(14)
 
 # switch_channel_callstate_t, in numeric order (Channel-Call-State-Number).
-CALL_STATES = ("DOWN", "DIALING", "RINGING", "EARLY", "ACTIVE", "HELD", "RING_WAIT", "HANGUP")
+CALL_STATES = (
+    "DOWN",
+    "DIALING",
+    "RINGING",
+    "EARLY",
+    "ACTIVE",
+    "HELD",
+    "RING_WAIT",
+    "HANGUP",
+    "UNHELD",
+)
 
 #: Event types whose channel data includes ``variable_*`` headers (§3.3).
 EVENTS_WITH_VARIABLES = frozenset(
@@ -164,61 +176,110 @@ class CallerProfile:
     profile_index: str = "1"
     times: ProfileTimes = field(default_factory=ProfileTimes)
 
+    # Built headers by (prefix, index, times), with the values they were built from.
+    _runs: dict[tuple[str, bool, bool], tuple[tuple[object, ...], HeaderRun]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def headers(self, prefix: str, *, index: bool = True, times: bool = True) -> Headers:
         """The profile as event headers (``switch_caller_profile_event_set_data``).
 
         ``index=False`` drops Profile-Index (the Other-Leg form); ``times=False``
         reports every time as 0 (a cloned profile, whose times are not copied).
         """
-        fields = [
-            ("Username", self.username),
-            ("Dialplan", self.dialplan),
-            ("Caller-ID-Name", self.caller_id_name),
-            ("Caller-ID-Number", self.caller_id_number),
-            ("Orig-Caller-ID-Name", self.orig_caller_id_name),
-            ("Orig-Caller-ID-Number", self.orig_caller_id_number),
-            ("Callee-ID-Name", self.callee_id_name),
-            ("Callee-ID-Number", self.callee_id_number),
-            ("Network-Addr", self.network_addr),
-            ("ANI", self.ani),
-            ("ANI-II", self.aniii),
-            ("Destination-Number", self.destination_number),
-            ("Unique-ID", self.uuid),
-            ("Source", self.source),
-            ("Transfer-Source", self.transfer_source),
-            ("Context", self.context),
-            ("RDNIS", self.rdnis),
-            ("Channel-Name", self.channel_name),
-        ]
-        out = [(f"{prefix}-Direction", self.direction)]
-        out.append((f"{prefix}-Logical-Direction", self.logical_direction))
-        out += [(f"{prefix}-{name}", value) for name, value in fields if value]
+        return list(self.header_run(prefix, index=index, times=times).headers)
+
+    def header_run(self, prefix: str, *, index: bool = True, times: bool = True) -> HeaderRun:
+        """:meth:`headers` as a :class:`HeaderRun`, the same one while the profile is unchanged."""
+        fields: tuple[str, ...] = _PROFILE_VALUES(self)
+        stamps: tuple[int, ...] = _TIME_VALUES(self.times) if times else _ZERO_TIMES
+        values = (self.direction, self.logical_direction, fields, self.profile_index, stamps)
+        key = (prefix, index, times)
+        cached = self._runs.get(key)
+        if cached is not None and cached[0] == values:
+            return cached[1]
+        names = _profile_header_names(prefix)
+        out = [(names.direction, self.direction), (names.logical_direction, self.logical_direction)]
+        out += [(name, value) for name, value in zip(names.fields, fields, strict=True) if value]
         if index:
-            out.append((f"{prefix}-Profile-Index", self.profile_index))
-        t = self.times if times else ProfileTimes()
-        out += [
-            (f"{prefix}-Profile-Created-Time", str(t.profile_created)),
-            (f"{prefix}-Channel-Created-Time", str(t.created)),
-            (f"{prefix}-Channel-Answered-Time", str(t.answered)),
-            (f"{prefix}-Channel-Progress-Time", str(t.progress)),
-            (f"{prefix}-Channel-Progress-Media-Time", str(t.progress_media)),
-            (f"{prefix}-Channel-Hangup-Time", str(t.hungup)),
-            (f"{prefix}-Channel-Transfer-Time", str(t.transferred)),
-            (f"{prefix}-Channel-Resurrect-Time", str(t.resurrected)),
-            (f"{prefix}-Channel-Bridged-Time", str(t.bridged)),
-            (f"{prefix}-Channel-Last-Hold", str(t.last_hold)),
-            (f"{prefix}-Channel-Hold-Accum", str(t.hold_accum)),
-            (f"{prefix}-Screen-Bit", "true"),
-            (f"{prefix}-Privacy-Hide-Name", "false"),
-            (f"{prefix}-Privacy-Hide-Number", "false"),
-        ]
-        return out
+            out.append((names.profile_index, self.profile_index))
+        out += [(name, str(stamp)) for name, stamp in zip(names.times, stamps, strict=True)]
+        out += names.flags
+        run = HeaderRun(tuple(header for header in out if header[1] != ""))
+        self._runs[key] = (values, run)
+        return run
 
     def copy(self) -> CallerProfile:
         """A clone with its own times."""
-        clone = CallerProfile(**{k: v for k, v in vars(self).items() if k != "times"})
+        skipped = ("times", "_runs")
+        clone = CallerProfile(**{k: v for k, v in vars(self).items() if k not in skipped})
         clone.times = ProfileTimes(**vars(self.times))
         return clone
+
+
+# The profile fields events report, in order, as attributes and as header names.
+_PROFILE_FIELDS = (
+    ("username", "Username"),
+    ("dialplan", "Dialplan"),
+    ("caller_id_name", "Caller-ID-Name"),
+    ("caller_id_number", "Caller-ID-Number"),
+    ("orig_caller_id_name", "Orig-Caller-ID-Name"),
+    ("orig_caller_id_number", "Orig-Caller-ID-Number"),
+    ("callee_id_name", "Callee-ID-Name"),
+    ("callee_id_number", "Callee-ID-Number"),
+    ("network_addr", "Network-Addr"),
+    ("ani", "ANI"),
+    ("aniii", "ANI-II"),
+    ("destination_number", "Destination-Number"),
+    ("uuid", "Unique-ID"),
+    ("source", "Source"),
+    ("transfer_source", "Transfer-Source"),
+    ("context", "Context"),
+    ("rdnis", "RDNIS"),
+    ("channel_name", "Channel-Name"),
+)
+_PROFILE_TIMES = (
+    ("profile_created", "Profile-Created-Time"),
+    ("created", "Channel-Created-Time"),
+    ("answered", "Channel-Answered-Time"),
+    ("progress", "Channel-Progress-Time"),
+    ("progress_media", "Channel-Progress-Media-Time"),
+    ("hungup", "Channel-Hangup-Time"),
+    ("transferred", "Channel-Transfer-Time"),
+    ("resurrected", "Channel-Resurrect-Time"),
+    ("bridged", "Channel-Bridged-Time"),
+    ("last_hold", "Channel-Last-Hold"),
+    ("hold_accum", "Channel-Hold-Accum"),
+)
+_PROFILE_VALUES = attrgetter(*(attribute for attribute, _ in _PROFILE_FIELDS))
+_TIME_VALUES = attrgetter(*(attribute for attribute, _ in _PROFILE_TIMES))
+_ZERO_TIMES = (0,) * len(_PROFILE_TIMES)
+
+
+@dataclass(frozen=True)
+class _ProfileHeaderNames:
+    direction: str
+    logical_direction: str
+    fields: tuple[str, ...]
+    profile_index: str
+    times: tuple[str, ...]
+    flags: tuple[tuple[str, str], ...]
+
+
+@cache
+def _profile_header_names(prefix: str) -> _ProfileHeaderNames:
+    return _ProfileHeaderNames(
+        f"{prefix}-Direction",
+        f"{prefix}-Logical-Direction",
+        tuple(f"{prefix}-{name}" for _, name in _PROFILE_FIELDS),
+        f"{prefix}-Profile-Index",
+        tuple(f"{prefix}-{name}" for _, name in _PROFILE_TIMES),
+        (
+            (f"{prefix}-Screen-Bit", "true"),
+            (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"),
+        ),
+    )
 
 
 @dataclass
@@ -270,6 +331,10 @@ class Channel:
         self.read_codec: Codec | None = None
         self.write_codec: Codec | None = None
         self.variables: dict[str, str] = {}
+        # The variables as event headers, kept in step by set_var, and as a
+        # HeaderRun that events share until a variable changes.
+        self._variable_headers: dict[str, tuple[str, str]] = {}
+        self._variable_run: HeaderRun | None = None
         self.other_leg: OtherLeg | None = None
         self.bridged_to: Channel | None = None
         self.bridge_peer: Channel | None = None
@@ -283,7 +348,14 @@ class Channel:
         self.recordings: dict[str, float] = {}
         #: The SIP status the ``respond`` application chose to refuse the call with.
         self.respond_code = 0
+        #: Channel flags some features set (``CF_HOLD``, ``CF_PROXY_MODE``...).
+        self.flags: set[str] = set()
+        #: Feature state kept on the channel (``switch_channel_set_private``): media bugs...
+        self.privates: dict[str, object] = {}
         self._private: deque[Headers] = deque()
+        # DTMF received and not read yet: (arrival time, the read), for uuid_flush_dtmf.
+        self._dtmf_queue: list[tuple[float, asyncio.TimerHandle]] = []
+        self._vanished = False
         self._signal = asyncio.Event()
         self._watchers: list[asyncio.Future[None]] = []
         self._redirect: str | None = None
@@ -303,14 +375,29 @@ class Channel:
         return int(self.node.clock() * 1_000_000)
 
     def set_var(self, name: str, value: str | None) -> None:
-        """Set a channel variable; re-setting moves it last, an empty value deletes it."""
+        """Set a channel variable; re-setting moves it last, an empty value deletes it.
+
+        Variables change only through here: events reuse their headers until then.
+        """
+        self._variable_run = None
         self.variables.pop(name, None)
+        self._variable_headers.pop(name, None)
         if value:
             self.variables[name] = value
+            self._variable_headers[name] = (f"variable_{name}", value)
 
     def set_vars(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """:meth:`set_var` for each pair, in order."""
+        # set_var's body, inlined: hangups set a hundred variables at once.
+        self._variable_run = None
+        variables = self.variables
+        variable_headers = self._variable_headers
         for name, value in pairs:
-            self.set_var(name, value)
+            variables.pop(name, None)
+            variable_headers.pop(name, None)
+            if value:
+                variables[name] = value
+                variable_headers[name] = (f"variable_{name}", value)
 
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name)
@@ -348,6 +435,14 @@ class Channel:
         ``variables`` forces the ``variable_*`` headers in or out; by default the
         event type decides (:data:`EVENTS_WITH_VARIABLES`).
         """
+        headers: Headers = []
+        for part in self._channel_data(event_name, variables):
+            headers += part.headers if isinstance(part, HeaderRun) else part
+        return headers
+
+    def _channel_data(self, event_name: str, variables: bool | None) -> list[Headers | HeaderRun]:
+        """:meth:`channel_data` in parts: what recurs unchanged from event to event
+        (the profiles, the variables) as :class:`HeaderRun` s."""
         cs = self.callstate
         headers: Headers = [
             ("Channel-State", STATE_NAMES[self.running_state]),
@@ -377,15 +472,19 @@ class Channel:
                 ("Channel-Write-Codec-Rate", str(codec.rate)),
                 ("Channel-Write-Codec-Bit-Rate", str(codec.bit_rate)),
             ]
+        parts: list[Headers | HeaderRun] = [headers]
         if self.profile:
-            headers += self.profile.headers("Caller")
+            parts.append(self.profile.header_run("Caller"))
         if self.other_leg:
             other = self.other_leg
-            headers.append(("Other-Type", other.kind))
-            headers += other.profile.headers("Other-Leg", index=False, times=other.with_times)
+            parts.append([("Other-Type", other.kind)])
+            parts.append(other.profile.header_run("Other-Leg", index=False, times=other.with_times))
         if variables if variables is not None else event_name in EVENTS_WITH_VARIABLES:
-            headers += [(f"variable_{k}", v) for k, v in self.variables.items()]
-        return headers
+            run = self._variable_run
+            if run is None:
+                run = self._variable_run = HeaderRun(tuple(self._variable_headers.values()))
+            parts.append(run)
+        return parts
 
     def make_event(
         self,
@@ -401,7 +500,11 @@ class Channel:
         event = self.node.events.create(name, at, subclass)
         if before:
             event.extend(before)
-        event.extend(self.channel_data(name, variables=variables))
+        for part in self._channel_data(name, variables):
+            if isinstance(part, HeaderRun):
+                event.extend_run(part)
+            else:
+                event.extend(part)
         if after:
             event.extend(after)
         return event
@@ -416,6 +519,11 @@ class Channel:
         subclass: str | None = None,
         variables: bool | None = None,
     ) -> None:
+        """Create and fire an event, unless nobody takes events of its type."""
+        factory = self.node.events
+        if not factory.wanted(name):
+            factory.skip()
+            return
         event = self.make_event(
             name, at, before=before, after=after, subclass=subclass, variables=variables
         )
@@ -632,11 +740,25 @@ class Channel:
                 continue
             if digit.upper() not in DTMF_DIGITS:
                 continue
-            delay += ms / 1000 + DTMF_READ_DELAY
-            loop.call_later(delay, self._read_dtmf, digit.upper(), ms, source)
+            delay += ms / 1000
+            arrival = loop.time() + delay
+            read = loop.call_later(
+                delay + DTMF_READ_DELAY, self._read_dtmf, digit.upper(), ms, source
+            )
+            self._dtmf_queue.append((arrival, read))
             delay += ms / 1000
 
+    def flush_dtmf(self) -> None:
+        """``switch_channel_flush_dtmf``: drop the digits received and not read yet."""
+        now = asyncio.get_running_loop().time()
+        for arrival, read in self._dtmf_queue:
+            if arrival <= now:
+                read.cancel()
+        self._dtmf_queue = [(a, r) for a, r in self._dtmf_queue if not r.cancelled()]
+
     def _read_dtmf(self, digit: str, ms: int, source: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self._dtmf_queue = [(a, r) for a, r in self._dtmf_queue if r.when() > now]
         if not self.is_up:
             return
         self.digits_dialed += digit
@@ -673,13 +795,26 @@ class Channel:
                     await self.follow_redirect()
         finally:
             try:
-                if self.is_up:
-                    self.hangup("CRASH")
-                self._finish()
+                if not self._vanished:
+                    if self.is_up:
+                        self.hangup("CRASH")
+                    self._finish()
             finally:
                 # Even a failing teardown must not leave the node waiting for this channel.
                 self.node.remove_channel(self)
                 self.done.set()
+
+    def vanish(self) -> None:
+        """The process died: the channel is gone at once, with no event and no signalling."""
+        self._vanished = True
+        self.state = self.running_state = CS_DESTROY
+        for _, read in self._dtmf_queue:
+            read.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self.node.remove_channel(self)
+        self.done.set()
+        self.wake()
 
     async def run(self) -> None:
         """The endpoint's state machine until the channel leaves its applications."""
@@ -898,7 +1033,7 @@ class Channel:
         cause = self.hangup_cause or "NORMAL_CLEARING"
         self.set_running_state(CS_HANGUP)
         # switch_core_session_hangup_state removes the media bugs first.
-        apps.stop_recording(self, "all")
+        apps.remove_media_bugs(self)
         if self.profile:
             self.profile.times.hungup = self.now_us()
         self.set_callstate("HANGUP")

@@ -9,6 +9,10 @@ by binding a socket for the cluster's lifetime, so simulators sharing a host
 never claim the same SIP address. The nodes of a cluster reach each other
 through the cluster's own :class:`~switchy.sim.sofia.SipNetwork`: clusters may
 run on different event loops (threads), so one cluster never calls into another.
+
+With ``dut=True`` (or :class:`~switchy.sim.dut.DUTSettings`) the network also
+holds a :class:`~switchy.sim.dut.SimulatedDUT`, a proxy that routes calls sent
+through it (``;fs_path=sip:<cluster.dut_address>``) to their Request-URI.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from switchy.sim.dut import DUTSettings, SimulatedDUT
 from switchy.sim.events import NodeIdentity
 from switchy.sim.server import ESLServer
 from switchy.sim.sofia import SipNetwork
@@ -50,9 +55,10 @@ class Cluster:
     """An async context manager running ``nodes`` simulated FreeSWITCH nodes.
 
     ``port`` is the first ESL port (node *i* listens on ``port + i``); 0 lets
-    the OS choose each one. Other keyword arguments are :class:`Node` knobs
-    (``answer_delay``, ``ringing``, ``reject``, ``max_sessions``...) given to
-    every node.
+    the OS choose each one. ``dut`` adds a simulated device under test to the
+    network (True for default settings). Other keyword arguments are
+    :class:`Node` knobs (``answer_delay``, ``ringing``, ``reject``,
+    ``max_sessions``...) given to every node.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class Cluster:
         password: str = "ClueCon",
         host: str = "127.0.0.1",
         port: int = 0,
+        dut: bool | DUTSettings | None = None,
         **node_knobs: Any,
     ) -> None:
         if nodes < 1:
@@ -73,10 +80,21 @@ class Cluster:
         self.node_knobs = node_knobs
         self.network = SipNetwork()
         self.nodes: list[ClusterNode] = []
+        self.dut: SimulatedDUT | None = None
+        if dut:
+            settings = dut if isinstance(dut, DUTSettings) else DUTSettings()
+            self.dut = SimulatedDUT(self.network, host, settings)
+
+    @property
+    def dut_address(self) -> str | None:
+        """``ip:port`` of the device under test, None without one."""
+        return self.dut.address if self.dut is not None else None
 
     async def start(self) -> None:
         """Start every node and its event socket."""
         try:
+            if self.dut is not None:
+                self.dut.start()
             for index in range(self.size):
                 self.nodes.append(await self._start_node(index))
         except BaseException:
@@ -103,9 +121,20 @@ class Cluster:
         except BaseException:
             sip_socket.close()
             raise
-        node.add_shutdown_hook(server.close)
         node.start()
         return ClusterNode(node, server, sip_socket)
+
+    def crash(self, index: int) -> None:
+        """Node ``index`` dies at once: sockets close, channels vanish (see Node.crash)."""
+        self.nodes[index].node.crash()
+
+    async def shutdown(self, index: int) -> None:
+        """Node ``index`` shuts down cleanly (``fsctl shutdown``)."""
+        await self.nodes[index].node.shutdown()
+
+    async def restart(self, index: int) -> None:
+        """Node ``index`` comes back: same ESL port and SIP address, new Core-UUID."""
+        await self.nodes[index].node.restart()
 
     async def close(self) -> None:
         """Stop every node: channels end, sockets close."""
@@ -114,6 +143,8 @@ class Cluster:
             await member.node.close()
             member.sip_socket.close()
         self.nodes = []
+        if self.dut is not None:
+            self.dut.close()
 
     async def __aenter__(self) -> Cluster:
         await self.start()

@@ -175,6 +175,8 @@ _COMMANDS_JOB_CALLING = ("mod_commands.c", "bgapi_exec", 5351)
 _SENDEVENT_CALLING = ("mod_event_socket.c", "parse_command", 2275)
 
 _JOB_UUID_MAX = 255
+# Events written to a client at once, at most.
+_FLUSH_BATCH = 256
 _C_SPACE = " \t\n\v\f\r"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -314,21 +316,34 @@ class ESLServer:
         return len(self._listeners)
 
     async def start(self) -> None:
-        """Start listening."""
+        """Start listening (again on the same port once it was chosen).
+
+        From then on the server follows its node: it says goodbye when the node
+        shuts down, drops everything when it crashes, listens again when it restarts.
+        """
         self._server = await asyncio.start_server(self._serve_client, self._host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
         self.node.add_shutdown_hook(self._node_shut_down)
+        self.node.add_crash_hook(self._node_crashed)
+        self.node.add_restart_hook(self._node_restarted)
 
     async def close(self) -> None:
         """Stop as FreeSWITCH does: every client gets the shutdown notice, then the close."""
         self.node.remove_shutdown_hook(self._node_shut_down)
+        self.node.remove_crash_hook(self._node_crashed)
+        self.node.remove_restart_hook(self._node_restarted)
         self._stop_listening()
         self.disconnect_all(wire.SHUTDOWN)
+        pending = self._cancel_tasks()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _cancel_tasks(self) -> list[asyncio.Task[None]]:
+        """Cancel every connection handler and background job (but the calling task)."""
         current = asyncio.current_task()
         pending = [task for task in (*self._handlers, *self._jobs) if task is not current]
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        return pending
 
     async def __aenter__(self) -> ESLServer:
         await self.start()
@@ -378,11 +393,23 @@ class ESLServer:
     def _unregister(self, listener: _Listener) -> None:
         self._listeners.discard(listener)
         self.node.remove_listener(listener.on_event)
+        self.node.events.withdraw_interest(listener)
 
     async def _node_shut_down(self) -> None:
         """The switch shut down (``fsctl shutdown``): the module goes with it."""
         self.disconnect_all(wire.SHUTDOWN)
         self._stop_listening()
+
+    def _node_crashed(self) -> None:
+        """The switch died: sockets close with nothing sent, commands never answer."""
+        self._stop_listening()
+        self.drop_connections()
+        self._cancel_tasks()
+
+    async def _node_restarted(self) -> None:
+        """The switch is back: the module listens again on the same address."""
+        if self._server is None:
+            await self.start()
 
     def _stop_listening(self) -> None:
         if self._server is not None:
@@ -635,6 +662,8 @@ class _Listener:
         if self._closing:
             return
         reply = await self._dispatch(packet)
+        if not self._closing:
+            self._declare_interest()
         if reply:
             self._write(reply)
         if self._stop_after_reply:
@@ -643,8 +672,12 @@ class _Listener:
         await self._drain()
 
     async def _flush_events(self) -> None:
-        while self._queue and not self._closing:
-            self._write(wire.event_frame(self._queue.popleft(), self._format))
+        queue = self._queue
+        while queue and not self._closing:
+            # One write for what is queued: the bytes on the wire are the same.
+            batch = min(len(queue), _FLUSH_BATCH)
+            fmt = self._format
+            self._write(b"".join([wire.event_frame(queue.popleft(), fmt) for _ in range(batch)]))
             await self._drain()
 
     def _write(self, frame: bytes) -> None:
@@ -676,6 +709,18 @@ class _Listener:
 
     # -- events (event_handler) ---------------------------------------------------------
 
+    def _declare_interest(self) -> None:
+        """Tell the node which event types this listener takes, so it builds no others."""
+        types: frozenset[str] | None
+        if self._session_uuid is not None or "ALL" in self._event_types:
+            # A session-bound socket follows its channel through every event.
+            types = None
+        elif self._events_on:
+            types = frozenset(self._event_types)
+        else:
+            types = frozenset()
+        self._node.events.declare_interest(self, types)
+
     def on_event(self, event: SimEvent) -> None:
         """Offer one fired event to this listener: subscription, filters, queue."""
         if self._closing:
@@ -688,7 +733,7 @@ class _Listener:
                     return
             else:
                 # A copy, as switch_event_dup makes: later changes must not show.
-                self._queue.append(SimEvent(event.name, list(event.headers), event.body))
+                self._queue.append(event.copy())
                 self._lost_events = 0
                 self._wakeup.set()
         if self._session_uuid is not None and _header(event, "Unique-ID") == self._session_uuid:

@@ -9,6 +9,12 @@ network (the nodes of a cluster do; all of them run on one event loop). The two 
 CANCEL) are delivered on the next loop iteration, as network packets
 would be. The variables each leg gets at each step, and their order,
 follow the traces (trace 03, 04, 07, 10).
+
+A target ending in ``;fs_path=<sip uri>`` (percent-encoded) sends the INVITE
+to that URI's address instead of the Request-URI's host, as mod_sofia does:
+a :class:`SipProxy` registered there (the simulated device under test,
+:mod:`switchy.sim.dut`) relays it to the Request-URI and stays on the
+dialog's path (Record-Route), as a :class:`ProxyHop`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import string
 import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote
 
 from switchy.sim.calling import At
 from switchy.sim.causes import CAUSE_CODES, SIP_PHRASES, cause_to_sip, sip_to_cause
@@ -67,11 +74,42 @@ class SipProfile:
         return f"sip:mod_sofia@{self.address}"
 
 
+class SipProxy(Protocol):
+    """A SIP proxy of the simulated network: it takes INVITEs routed to its address."""
+
+    def receive_invite(self, uac: SofiaChannel) -> None:
+        """Handle the INVITE of ``uac`` (its Request-URI is ``uac.target``)."""
+
+
+@dataclass(frozen=True)
+class ProxyHop:
+    """A proxy that relays a dialog and record-routed it.
+
+    ``branch`` is its Via branch on the INVITE; ``observe`` sees every message
+    of the dialog as it passes: ``"180"``, ``"183"``, ``"200"``, ``"INFO"``,
+    ``"BYE"``, ``"CANCEL"``, or the status of a final refusal (``"486"``...).
+    """
+
+    ip: str
+    port: int
+    branch: str
+    observe: Callable[[str], None]
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    @property
+    def record_route(self) -> str:
+        return f"<sip:{self.address};lr>"
+
+
 class SipNetwork:
-    """Which simulated profile answers at which ``ip:port``."""
+    """Which simulated profile, or proxy, answers at which ``ip:port``."""
 
     def __init__(self) -> None:
         self._profiles: dict[str, SipProfile] = {}
+        self._proxies: dict[str, SipProxy] = {}
 
     def register(self, profile: SipProfile) -> None:
         self._profiles[profile.address] = profile
@@ -80,12 +118,26 @@ class SipNetwork:
         if self._profiles.get(profile.address) is profile:
             del self._profiles[profile.address]
 
+    def register_proxy(self, address: str, proxy: SipProxy) -> None:
+        """Make ``proxy`` take the INVITEs sent to ``address`` (``ip:port``)."""
+        self._proxies[address] = proxy
+
+    def unregister_proxy(self, address: str, proxy: SipProxy) -> None:
+        if self._proxies.get(address) is proxy:
+            del self._proxies[address]
+
     def lookup(self, address: str) -> SipProfile | None:
         return self._profiles.get(address)
 
     def invite(self, uac: SofiaChannel) -> None:
-        """Route ``uac``'s INVITE: an inbound leg on the owning node, or a local 503."""
-        profile = self.lookup(uac.target.address)
+        """Send ``uac``'s INVITE to its next hop: its ``fs_path`` route, else its Request-URI."""
+        target = uac.target
+        next_hop = target.route or target.address
+        proxy = self._proxies.get(next_hop)
+        if proxy is not None:
+            proxy.receive_invite(uac)
+            return
+        profile = self.lookup(next_hop)
         loop = asyncio.get_running_loop()
         if profile is None:
             # Nothing listens there: on loopback the ICMP error fails the INVITE at once (trace 04).
@@ -95,18 +147,43 @@ class SipNetwork:
             # sofia answers 503 when it cannot create the session.
             loop.call_soon(_refuse_unreachable, uac, "Maximum Calls In Progress")
             return
-        uas = SofiaChannel.inbound(profile, uac)
-        profile.node.add_channel(uas)
-        uas.start()
+        _start_inbound(profile, uac, None)
+
+    def relay_invite(self, uac: SofiaChannel, hop: ProxyHop) -> int | None:
+        """A proxy at ``hop`` forwards ``uac``'s INVITE to its Request-URI.
+
+        Returns None once the far leg exists, else the final status the far end
+        (or the attempt to reach it) answered; 0 when nothing listens at the
+        Request-URI's address.
+        """
+        profile = self.lookup(uac.target.address)
+        if profile is None:
+            return 0
+        if not profile.node.accepts_inbound():
+            return 503
+        _start_inbound(profile, uac, hop)
+        return None
+
+
+def _start_inbound(profile: SipProfile, uac: SofiaChannel, hop: ProxyHop | None) -> None:
+    uas = SofiaChannel.inbound(profile, uac, hop)
+    profile.node.add_channel(uas)
+    uas.start()
 
 
 @dataclass(frozen=True)
 class SipTarget:
-    """The parts of ``<user>@<host>[:<port>][;params]``."""
+    """The parts of ``<user>@<host>[:<port>][;params]``.
+
+    ``params`` keeps the URI parameters as written (``;fs_path=...`` included);
+    ``route`` is the ``ip:port`` of the ``fs_path`` route, where the INVITE goes.
+    """
 
     user: str
     host: str
     port: int
+    params: str = ""
+    route: str | None = None
 
     @property
     def address(self) -> str:
@@ -119,24 +196,58 @@ class SipTarget:
 
 
 def parse_target(dest: str) -> SipTarget | None:
-    """Split ``user@host[:port]``; None when there is no ``@``."""
-    dest = dest.split(";", 1)[0]
-    if dest.lower().startswith(("sip:", "sips:")):
-        dest = dest.split(":", 1)[1]
-    user, at, hostport = dest.rpartition("@")
+    """Split ``user@host[:port][;params]``; None when there is no ``@``."""
+    uri, semicolon, params = dest.partition(";")
+    if uri.lower().startswith(("sip:", "sips:")):
+        uri = uri.split(":", 1)[1]
+    user, at, hostport = uri.rpartition("@")
     if not at or not hostport:
         return None
-    host, _, port_text = hostport.partition(":")
+    address = _host_port(hostport)
+    if address is None:
+        return None
+    return SipTarget(user, *address, semicolon + params, _fs_path_route(dest))
+
+
+def _host_port(text: str) -> tuple[str, int] | None:
+    host, _, port_text = text.partition(":")
     try:
-        port = int(port_text) if port_text else 5060
+        return host, int(port_text) if port_text else 5060
     except ValueError:
         return None
-    return SipTarget(user, host, port)
+
+
+def _fs_path_route(dest: str) -> str | None:
+    """The ``ip:port`` of a ``;fs_path=`` route, as ``sofia_glue_get_destination`` reads it.
+
+    The route ends at the first ``>`` or ``;`` (so its own parameters arrive
+    percent-encoded), is URL-decoded, and only its first URI (before a ``,``)
+    is the next hop.
+    """
+    start = dest.find(";fs_path=")
+    if start < 0:
+        return None
+    route = dest[start + len(";fs_path=") :]
+    for delimiter in ">;":
+        route = route.split(delimiter, 1)[0]
+    route = unquote(route).split(",", 1)[0].strip().strip("<>")
+    if route.lower().startswith(("sip:", "sips:")):
+        route = route.split(":", 1)[1]
+    hostport = route.split(";", 1)[0].rpartition("@")[2]
+    address = _host_port(hostport) if hostport else None
+    return None if address is None else f"{address[0]}:{address[1]}"
+
+
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
 def _token(length: int) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(random.choice(alphabet) for _ in range(length))
+    return "".join(random.choices(_TOKEN_ALPHABET, k=length))
+
+
+def new_branch() -> str:
+    """A Via branch parameter value, RFC 3261's magic cookie first."""
+    return "z9hG4bK" + _token(13)
 
 
 def _media_port() -> int:
@@ -178,24 +289,40 @@ def cause_from_far_end(cause: str, status: int) -> str:
 
 
 class Dialog:
-    """The SIP dialog between an outbound leg (UAC) and the inbound leg it created (UAS)."""
+    """The SIP dialog between an outbound leg (UAC) and the inbound leg it created (UAS).
 
-    def __init__(self, uac: SofiaChannel, uas: SofiaChannel) -> None:
+    ``hop`` is the proxy the dialog passes through, if any: it sees each message.
+    """
+
+    def __init__(self, uac: SofiaChannel, uas: SofiaChannel, hop: ProxyHop | None = None) -> None:
         self.uac = uac
         self.uas = uas
+        self.hop = hop
         self.call_id = (
             f"{uuid_module.uuid4().hex[:8]}-{random.randrange(1 << 16):04x}-1240-13b9-f2ec5493930f"
         )
         self.from_tag = _token(13)
         self.to_tag = _token(13)
         self.cseq = str(random.randrange(100_000_000, 130_000_000))
-        self.branch = "z9hG4bK" + _token(13)
+        self.branch = new_branch()
+
+    @property
+    def caller_via(self) -> str:
+        """The UAC's Via on the INVITE once the next hop filled in its ``rport``."""
+        profile = self.uac.sip_profile
+        return f"SIP/2.0/UDP {profile.address};rport={profile.port};branch={self.branch}"
 
     def peer_of(self, channel: SofiaChannel) -> SofiaChannel:
         return self.uas if channel is self.uac else self.uac
 
-    def send(self, receiver: SofiaChannel, action: Callable[[], None]) -> None:
-        """Deliver a message to ``receiver`` on the next loop iteration, like a packet."""
+    def send(self, receiver: SofiaChannel, action: Callable[[], None], message: str) -> None:
+        """Deliver ``message`` to ``receiver`` on the next loop iteration, like a packet.
+
+        ``action`` is what receiving it does; the proxy on the path, if any,
+        sees ``message`` (a method, or a response status) as it passes.
+        """
+        if self.hop is not None:
+            self.hop.observe(message)
 
         def deliver() -> None:
             if receiver.is_up:
@@ -221,6 +348,9 @@ class SofiaChannel(Channel):
         self.originated = False
         self.local_media_port = _media_port()
         self._far_end_done = False
+        #: Set while a proxy holds this leg's INVITE without having forwarded it:
+        #: a CANCEL (called with the hangup cause) stops it there.
+        self.cancel_pending_invite: Callable[[str], None] | None = None
 
     # -- outbound legs ------------------------------------------------------
 
@@ -244,6 +374,7 @@ class SofiaChannel(Channel):
         clone of its profile, and its events name it as Other-Leg.
         """
         dest = f"{target.user}@{target.hostport}"
+        # The channel name stops before the URI parameters (sofia_glue_set_name).
         name = f"sofia/{profile.name}/{dest}"
         now = int(node.clock() * 1_000_000)
         a_profile = originator.profile if originator is not None else None
@@ -290,7 +421,7 @@ class SofiaChannel(Channel):
                 ("sip_profile_name", profile.name),
                 ("text_media_flow", "disabled"),
                 ("channel_name", name),
-                ("sip_destination_url", f"sip:{dest}"),
+                ("sip_destination_url", f"sip:{dest}{target.params}"),
                 ("sip_cid_type", "rpid"),
                 ("max_forwards", "69"),
                 ("originator_codec", "PCMU@8000h@20i"),
@@ -316,7 +447,7 @@ class SofiaChannel(Channel):
                 ("video_media_flow", "disabled"),
                 ("text_media_flow", "disabled"),
                 ("channel_name", name),
-                ("sip_destination_url", f"sip:{dest}"),
+                ("sip_destination_url", f"sip:{dest}{target.params}"),
                 *dial_vars,
                 ("originate_early_media", "true" if early_ok else "false"),
                 ("originate_endpoint", "sofia"),
@@ -365,8 +496,14 @@ class SofiaChannel(Channel):
     # -- inbound legs -------------------------------------------------------
 
     @classmethod
-    def inbound(cls, profile: SipProfile, uac: SofiaChannel) -> SofiaChannel:
-        """The leg an INVITE from ``uac`` creates on ``profile``'s node (CS_NEW, CODEC)."""
+    def inbound(
+        cls, profile: SipProfile, uac: SofiaChannel, hop: ProxyHop | None = None
+    ) -> SofiaChannel:
+        """The leg an INVITE from ``uac`` creates on ``profile``'s node (CS_NEW, CODEC).
+
+        ``hop`` is the proxy that relayed the INVITE: the packet comes from its
+        address, with its Via on top and its Record-Route.
+        """
         node = profile.node
         uac_profile = uac.sip_profile
         caller = uac.profile or CallerProfile("outbound", "outbound")
@@ -388,7 +525,7 @@ class SofiaChannel(Channel):
             caller_id_number=number,
             orig_caller_id_name=display,
             orig_caller_id_number=number,
-            network_addr=uac_profile.ip,
+            network_addr=hop.ip if hop else uac_profile.ip,
             ani=number,
             destination_number=user,
             uuid=uuid,
@@ -398,9 +535,27 @@ class SofiaChannel(Channel):
         )
         inbound_profile.times.created = inbound_profile.times.profile_created = now
         channel.set_profile(inbound_profile)
-        dialog = Dialog(uac, channel)
+        dialog = Dialog(uac, channel, hop)
         uac.dialog = channel.dialog = dialog
         a_ip, a_port, b_ip, b_port = uac_profile.ip, uac_profile.port, profile.ip, profile.port
+        if hop is None:
+            source_ip, source_port = a_ip, a_port
+            full_via = dialog.caller_via
+            route: Headers = []
+            via_rport: Headers = [("sip_via_rport", str(a_port))]
+            max_forwards = "70"
+        else:
+            # Like Kamailio, the proxy adds a Via without rport and decrements
+            # Max-Forwards; its Record-Route gives both route variables (sofia.c
+            # extract_header_vars). Unverified against a real FreeSWITCH.
+            source_ip, source_port = hop.ip, hop.port
+            full_via = f"SIP/2.0/UDP {hop.address};branch={hop.branch},{dialog.caller_via}"
+            route = [
+                ("sip_invite_route_uri", hop.record_route),
+                ("sip_invite_record_route", hop.record_route),
+            ]
+            via_rport = []
+            max_forwards = "69"
         x_headers = [(k, v) for k, v in uac.variables.items() if k.startswith("sip_h_")]
         # The From carries a display name only when the caller has a name.
         from_uri = f"<sip:{number}@{a_ip}>"
@@ -421,11 +576,11 @@ class SofiaChannel(Channel):
                 ("channel_name", name),
                 ("sip_call_id", dialog.call_id),
                 ("sip_local_network_addr", b_ip),
-                ("sip_network_ip", a_ip),
-                ("sip_network_port", str(a_port)),
+                ("sip_network_ip", source_ip),
+                ("sip_network_port", str(source_port)),
                 ("sip_invite_stamp", str(now)),
-                ("sip_received_ip", a_ip),
-                ("sip_received_port", str(a_port)),
+                ("sip_received_ip", source_ip),
+                ("sip_received_port", str(source_port)),
                 ("sip_via_protocol", "udp"),
                 ("sip_from_user_stripped", number),
                 ("sip_from_tag", dialog.from_tag),
@@ -434,10 +589,8 @@ class SofiaChannel(Channel):
                 ("recovery_profile_name", profile.name),
                 ("sip_Remote-Party-ID", f"{from_uri};party=calling;screen=yes;privacy=off"),
                 ("sip_cid_type", "rpid"),
-                (
-                    "sip_full_via",
-                    f"SIP/2.0/UDP {a_ip}:{a_port};rport={a_port};branch={dialog.branch}",
-                ),
+                *route,
+                ("sip_full_via", full_via),
                 ("sip_from_display", caller.caller_id_name),
                 ("sip_full_from", f"{from_uri};tag={dialog.from_tag}"),
                 ("sip_full_to", f"<sip:{user}@{b_ip}:{b_port}>"),
@@ -455,10 +608,10 @@ class SofiaChannel(Channel):
                 ("sip_contact_uri", f"mod_sofia@{a_ip}:{a_port}"),
                 ("sip_contact_host", a_ip),
                 ("sip_user_agent", USER_AGENT),
-                ("sip_via_host", a_ip),
-                ("sip_via_port", str(a_port)),
-                ("sip_via_rport", str(a_port)),
-                ("max_forwards", "70"),
+                ("sip_via_host", source_ip),
+                ("sip_via_port", str(source_port)),
+                *via_rport,
+                ("max_forwards", max_forwards),
                 *x_headers,
                 ("switch_r_sdp", uac.variables.get("rtp_local_sdp_str", "")),
                 (
@@ -517,7 +670,7 @@ class SofiaChannel(Channel):
     def on_ring(self) -> None:
         dialog = self.dialog
         if self.direction == "inbound" and dialog is not None:
-            dialog.send(dialog.uac, dialog.uac.remote_ringing)
+            dialog.send(dialog.uac, dialog.uac.remote_ringing, "180")
 
     def on_pre_answer(self) -> None:
         if self.direction != "inbound":
@@ -526,7 +679,7 @@ class SofiaChannel(Channel):
         self.set_var("endpoint_disposition", "EARLY MEDIA")
         dialog = self.dialog
         if dialog is not None:
-            dialog.send(dialog.uac, dialog.uac.remote_early_media)
+            dialog.send(dialog.uac, dialog.uac.remote_early_media, "183")
 
     def on_answer(self) -> None:
         if self.direction != "inbound":
@@ -535,7 +688,7 @@ class SofiaChannel(Channel):
             self._open_local_media()
         dialog = self.dialog
         if dialog is not None:
-            dialog.send(dialog.uac, dialog.uac.remote_answered)
+            dialog.send(dialog.uac, dialog.uac.remote_answered, "200")
 
     def answer(self) -> bool:
         if not super().answer():
@@ -545,7 +698,20 @@ class SofiaChannel(Channel):
             # The ACK of our 200 OK completes the dialog's SIP variables.
             user = self.variables.get("sip_to_user", "")
             ip, port = self.sip_profile.ip, self.sip_profile.port
-            branch = "z9hG4bK" + _token(13)
+            branch = new_branch()
+            hop = dialog.hop
+            if hop is None:
+                ack_via = (
+                    f"SIP/2.0/UDP {self.variables.get('sip_via_host', '')}:"
+                    f"{self.variables.get('sip_via_port', '')};rport;branch={branch}"
+                )
+            else:
+                # Unverified: the proxy relays the ACK as it relayed the INVITE.
+                caller = dialog.uac.sip_profile
+                ack_via = (
+                    f"SIP/2.0/UDP {hop.address};branch={new_branch()},"
+                    f"SIP/2.0/UDP {caller.address};rport={caller.port};branch={branch}"
+                )
             self.set_vars(
                 [
                     ("endpoint_disposition", "ANSWER"),
@@ -553,11 +719,7 @@ class SofiaChannel(Channel):
                     ("sip_from_tag", dialog.from_tag),
                     ("sip_cseq", dialog.cseq),
                     ("sip_call_id", dialog.call_id),
-                    (
-                        "sip_full_via",
-                        f"SIP/2.0/UDP {self.variables.get('sip_via_host', '')}:"
-                        f"{self.variables.get('sip_via_port', '')};rport;branch={branch}",
-                    ),
+                    ("sip_full_via", ack_via),
                     ("sip_full_from", self.variables.get("sip_full_from", "")),
                     ("sip_full_to", f"<sip:{user}@{ip}:{port}>;tag={dialog.to_tag}"),
                 ]
@@ -572,7 +734,7 @@ class SofiaChannel(Channel):
                 self.set_var("sip_hangup_disposition", "send_bye")
                 if dialog is not None:
                     peer = dialog.peer_of(self)
-                    dialog.send(peer, lambda: peer.remote_bye(cause))
+                    dialog.send(peer, lambda: peer.remote_bye(cause), "BYE")
             elif self.direction == "outbound":
                 self.set_vars(
                     [
@@ -583,13 +745,15 @@ class SofiaChannel(Channel):
                 )
                 if dialog is not None:
                     uas = dialog.uas
-                    dialog.send(uas, lambda: uas.remote_cancel(cause))
+                    dialog.send(uas, lambda: uas.remote_cancel(cause), "CANCEL")
+                elif self.cancel_pending_invite is not None:
+                    self.cancel_pending_invite(cause)
             else:
                 status = self.respond_code or cause_to_sip(cause)
                 self.set_var("sip_hangup_disposition", "send_refuse")
                 if dialog is not None:
                     uac = dialog.uac
-                    dialog.send(uac, lambda: uac.remote_refused(status, cause))
+                    dialog.send(uac, lambda: uac.remote_refused(status, cause), str(status))
         if self.has_media:
             self.set_vars(_rtp_statistics(self))
         if not self.answered:
@@ -626,6 +790,7 @@ class SofiaChannel(Channel):
         dialog.send(
             receiver,
             lambda: receiver.fire("RECV_INFO", At.RECV_INFO, before=headers, variables=False),
+            "INFO",
         )
 
     @property
@@ -663,19 +828,30 @@ class SofiaChannel(Channel):
         self.profile.callee_id_number = (
             far_profile.callee_id_number if far_profile else ""
         ) or user
-        self.profile.network_addr = far.ip
+        # Responses come from the proxy on the path, if any, else from the far end.
+        hop = dialog.hop
+        source_ip, source_port = (hop.ip, hop.port) if hop else (far.ip, far.port)
+        route: Headers = []
+        if hop is not None:
+            route = [
+                ("sip_invite_route_uri", hop.record_route),
+                ("sip_invite_record_route", hop.record_route),
+            ]
+        self.profile.network_addr = source_ip
         self.set_vars(
             [
                 ("sip_local_network_addr", self.sip_profile.ip),
-                ("sip_reply_host", far.ip),
-                ("sip_reply_port", str(far.port)),
-                ("sip_network_ip", far.ip),
-                ("sip_network_port", str(far.port)),
+                ("sip_reply_host", source_ip),
+                ("sip_reply_port", str(source_port)),
+                ("sip_network_ip", source_ip),
+                ("sip_network_port", str(source_port)),
                 ("sip_user_agent", USER_AGENT),
                 ("sip_allow", SIP_ALLOW),
                 ("sip_recover_contact", f"<sip:{user}@{far.address};transport=udp>"),
-                ("sip_full_via", uas.variables.get("sip_full_via", "")),
-                ("sip_recover_via", uas.variables.get("sip_full_via", "")),
+                *route,
+                # Our own Via, as the response brings it back (trace 03).
+                ("sip_full_via", dialog.caller_via),
+                ("sip_recover_via", dialog.caller_via),
                 ("sip_from_display", uas.variables.get("sip_from_display", "")),
                 ("sip_full_from", uas.variables.get("sip_full_from", "")),
                 ("sip_full_to", f"<sip:{user}@{far.address}>;tag={dialog.to_tag}"),
@@ -739,9 +915,13 @@ class SofiaChannel(Channel):
             self._activate_media()
         self.mark_answered()
 
-    def remote_refused(self, status: int, cause: str) -> None:
-        """A final error response to the INVITE."""
-        phrase = SIP_PHRASES.get(status, "Unknown")
+    def remote_refused(self, status: int, cause: str, phrase: str | None = None) -> None:
+        """A final error response to the INVITE.
+
+        ``cause`` is the one its Reason header names ("" when it has none);
+        ``phrase`` defaults to the standard reason phrase of ``status``.
+        """
+        phrase = phrase or SIP_PHRASES.get(status, "Unknown")
         result = cause_from_far_end(cause, status)
         self._far_end_done = True
         self.set_vars(

@@ -11,19 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchy.sim.api import COMMANDS, ApiHandler, UnknownCommand, uptime_text
+from switchy.sim.bert import BertErrorModel
 from switchy.sim.channel import Channel
 from switchy.sim.events import EventFactory, NodeIdentity, SimEvent
-from switchy.sim.sofia import SipNetwork, SipProfile
+from switchy.sim.scheduler import Scheduler
+from switchy.sim.sofia import SipNetwork, SipProfile, SofiaChannel
 from switchy.sim.version import VERSION_FULL
 
 EventListener = Callable[[SimEvent], None]
 ShutdownHook = Callable[[], Awaitable[None]]
+CrashHook = Callable[[], None]
+RestartHook = Callable[[], Awaitable[None]]
 #: Who refuses calls: a mapping of destination user to hangup cause, or a function of the user.
 RejectRule = Mapping[str, str] | Callable[[str], "str | None"]
 
 _FIVE_MINUTES = 300.0
 #: Seconds between the last shutdown event and the shutdown hooks (the ESL goodbye).
 SHUTDOWN_GRACE = 0.1
+#: ``rtp-timeout-sec`` of FreeSWITCH's vanilla SIP profiles.
+DEFAULT_RTP_TIMEOUT = 300.0
+_API_CALLING = ("switch_loadable_module.c", "switch_api_execute", 2954)
 
 
 @dataclass
@@ -104,6 +111,14 @@ class Node:
       them fails with DESTINATION_OUT_OF_ORDER; an INVITE over them gets 503.
     * ``heartbeat_interval``: seconds between HEARTBEAT events once
       :meth:`start` ran (20 in FreeSWITCH), None for none.
+    * ``rtp_timeout``: the SIP profile's ``rtp-timeout-sec``: a leg with media
+      whose far end stops sending RTP (its node crashed) hangs up with
+      MEDIA_TIMEOUT after that many seconds; None never does.
+    * ``bert_errors``: the bit errors ``bert_test`` legs of this node measure
+      (:func:`switchy.sim.bert.error_rate`, :func:`~switchy.sim.bert.errored_windows`);
+      None for a clean line.
+
+    Faults: :meth:`shutdown` (``fsctl shutdown``), :meth:`crash` and :meth:`restart`.
     """
 
     def __init__(
@@ -122,6 +137,8 @@ class Node:
         max_sessions: int = 20000,
         sessions_per_second: int = 1000,
         heartbeat_interval: float | None = 20.0,
+        rtp_timeout: float | None = DEFAULT_RTP_TIMEOUT,
+        bert_errors: BertErrorModel | None = None,
     ) -> None:
         self.identity = identity or NodeIdentity(core_uuid=str(uuid.uuid4()))
         self.clock = clock
@@ -138,6 +155,8 @@ class Node:
         self.max_sessions = max_sessions
         self.sessions_per_second = sessions_per_second
         self.heartbeat_interval = heartbeat_interval
+        self.rtp_timeout = rtp_timeout
+        self.bert_errors = bert_errors
         self.paused_inbound = False
         self.paused_outbound = False
         self.log_level = 7
@@ -152,12 +171,19 @@ class Node:
         profile = SipProfile(self, "external", sip_ip, sip_port, context)
         self.sip_profiles: dict[str, SipProfile] = {profile.name: profile}
         self.sip_network.register(profile)
+        self.scheduler = Scheduler(self)
+        #: False once the process is gone (shut down or crashed), until :meth:`restart`.
+        self.alive = True
         self.shutting_down = False
         self._shutdown_hooks: list[ShutdownHook] = []
+        self._crash_hooks: list[CrashHook] = []
+        self._restart_hooks: list[RestartHook] = []
         self._shutdown_task: asyncio.Task[None] | None = None
         self._shut_down = asyncio.Event()
+        self._started = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._api_tasks: set[asyncio.Task[Any]] = set()
+        self._media_timers: set[asyncio.Task[None]] = set()
 
     # -- events -------------------------------------------------------------
 
@@ -169,7 +195,12 @@ class Node:
             self._listeners.remove(listener)
 
     def fire(self, event: SimEvent) -> None:
-        """Deliver ``event`` to every listener, in the order they were added."""
+        """Deliver ``event`` to every listener, in the order they were added.
+
+        A node that is gone (crashed) delivers nothing.
+        """
+        if not self.alive:
+            return
         for listener in list(self._listeners):
             listener(event)
 
@@ -192,6 +223,21 @@ class Node:
         finally:
             if task is not None:
                 self._api_tasks.discard(task)
+
+    async def api_execute(self, command: str, args: str) -> str:
+        """``switch_api_execute`` from inside the switch (scheduled tasks): the API event too.
+
+        An unknown command gives empty output.
+        """
+        event = self.events.create("API", _API_CALLING)
+        event.add("API-Command", command)
+        event.add("API-Command-Argument", args)
+        try:
+            output = await self.execute_api(command, args)
+        except UnknownCommand:
+            output = ""
+        self.fire(event)
+        return output
 
     # -- channels -----------------------------------------------------------
 
@@ -309,18 +355,25 @@ class Node:
 
     def start(self) -> None:
         """Start the periodic HEARTBEAT (needs a running loop)."""
+        self._started = True
         if self._heartbeat is None and self.heartbeat_interval:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
     async def close(self) -> None:
         """Stop the node without a shutdown: channels end with MANAGER_REQUEST, timers stop."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+        self._stop_timers()
         self.hangup_all("MANAGER_REQUEST")
         await self.wait_channels_gone()
         for profile in self.sip_profiles.values():
             self.sip_network.unregister(profile)
+
+    def _stop_timers(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        self.scheduler.clear()
+        for timer in list(self._media_timers):
+            timer.cancel()
 
     async def wait_channels_gone(self) -> None:
         """Return once every channel has torn down."""
@@ -329,11 +382,30 @@ class Node:
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """Run ``hook`` at the end of :meth:`shutdown` (the ESL server says goodbye there)."""
-        self._shutdown_hooks.append(hook)
+        if hook not in self._shutdown_hooks:
+            self._shutdown_hooks.append(hook)
 
     def remove_shutdown_hook(self, hook: ShutdownHook) -> None:
         if hook in self._shutdown_hooks:
             self._shutdown_hooks.remove(hook)
+
+    def add_crash_hook(self, hook: CrashHook) -> None:
+        """Run ``hook`` when the node crashes (the ESL server drops its sockets)."""
+        if hook not in self._crash_hooks:
+            self._crash_hooks.append(hook)
+
+    def remove_crash_hook(self, hook: CrashHook) -> None:
+        if hook in self._crash_hooks:
+            self._crash_hooks.remove(hook)
+
+    def add_restart_hook(self, hook: RestartHook) -> None:
+        """Run ``hook`` when the node restarts (the ESL server listens again)."""
+        if hook not in self._restart_hooks:
+            self._restart_hooks.append(hook)
+
+    def remove_restart_hook(self, hook: RestartHook) -> None:
+        if hook in self._restart_hooks:
+            self._restart_hooks.remove(hook)
 
     def request_shutdown(self, *, elegant: bool = False) -> None:
         """``fsctl shutdown``: shut down after the API call returns.
@@ -356,7 +428,7 @@ class Node:
         down, then the shutdown hooks run (the ESL server sends
         ``The system is being shut down.`` and closes its sockets).
         """
-        if self.shutting_down:
+        if self.shutting_down or not self.alive:
             return
         self.shutting_down = True
         event = self.events.create("SHUTDOWN", ("switch_core.c", "switch_core_destroy", 3023))
@@ -368,9 +440,7 @@ class Node:
         pending = self._api_tasks - {asyncio.current_task()}
         if pending:
             await asyncio.wait(pending, timeout=5)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+        self._stop_timers()
         # FreeSWITCH unloads its modules, the event socket among them, a while after
         # SHUTDOWN (1.2 s in trace 14): listeners deliver what is queued meanwhile.
         await asyncio.sleep(SHUTDOWN_GRACE)
@@ -378,11 +448,94 @@ class Node:
             await hook()
         for profile in self.sip_profiles.values():
             self.sip_network.unregister(profile)
+        self.alive = False
         self._shut_down.set()
 
     async def wait_shutdown(self) -> None:
         """Return once a :meth:`shutdown` (``fsctl shutdown``) has completed."""
         await self._shut_down.wait()
+
+    def crash(self) -> None:
+        """The process dies at once (a kill -9, a segfault).
+
+        Nothing is sent: every event socket just closes and stops listening,
+        every channel vanishes without an event, its SIP address answers no
+        more (INVITEs to it fail as unreachable). Far ends on other nodes
+        never get a BYE: legs with media hang up with MEDIA_TIMEOUT once their
+        node's ``rtp_timeout`` passes without RTP; legs without media wait,
+        as SIP would, for whatever ends them otherwise (their originate
+        timeout, a hangup).
+        """
+        if not self.alive:
+            return
+        self.alive = False
+        if self._shutdown_task is not None:
+            self._shutdown_task.cancel()
+            self._shutdown_task = None
+        self._stop_timers()
+        for hook in list(self._crash_hooks):
+            hook()
+        for profile in self.sip_profiles.values():
+            self.sip_network.unregister(profile)
+        orphans: list[Channel] = []
+        for channel in self.channels:
+            far_end = _far_end(channel)
+            if far_end is not None and far_end.node is not self and far_end.is_up:
+                orphans.append(far_end)
+            channel.vanish()
+        for orphan in orphans:
+            orphan.node.watch_media_timeout(orphan)
+
+    async def restart(self) -> None:
+        """Start the process again after :meth:`shutdown` or :meth:`crash`.
+
+        It comes back as a new process on the same ESL port and SIP address:
+        a new Core-UUID, no channels or tasks, counters and uptime from zero,
+        the settings changed at run time (``fsctl pause``, ``loglevel``) back
+        to their defaults, the knobs kept. Raises RuntimeError while running.
+        """
+        if self.alive:
+            raise RuntimeError("the node is running: shutdown() or crash() it first")
+        if self._channels:
+            await self.wait_channels_gone()
+        self.identity.core_uuid = str(uuid.uuid4())
+        self.global_variables["core_uuid"] = self.identity.core_uuid
+        self.events.sequence = 0
+        self.started_at = self.clock()
+        self.stats = SessionStats(self.clock)
+        self.scheduler = Scheduler(self)
+        self._session_counter = 0
+        self.paused_inbound = self.paused_outbound = False
+        self.log_level = 7
+        self.shutting_down = False
+        self._shutdown_task = None
+        self._shut_down = asyncio.Event()
+        self.alive = True
+        for profile in self.sip_profiles.values():
+            profile.calls_in = profile.failed_calls_in = 0
+            profile.calls_out = profile.failed_calls_out = 0
+            self.sip_network.register(profile)
+        if self._started:
+            self.start()
+        for hook in list(self._restart_hooks):
+            await hook()
+
+    def watch_media_timeout(self, channel: Channel) -> None:
+        """``channel`` gets no more RTP: once it has media, hang it up after ``rtp_timeout``."""
+        if self.rtp_timeout is None:
+            return
+        timer = asyncio.get_running_loop().create_task(self._media_timeout(channel))
+        self._media_timers.add(timer)
+        timer.add_done_callback(self._media_timers.discard)
+
+    async def _media_timeout(self, channel: Channel) -> None:
+        await channel.until(lambda: channel.has_media or not channel.is_up, None)
+        timeout = self.rtp_timeout
+        if timeout is None or not channel.is_up:
+            return
+        # The RTP timer restarts with every packet: none arrives any more.
+        if not await channel.until(lambda: not channel.is_up, timeout):
+            channel.hangup("MEDIA_TIMEOUT")
 
     async def _beat(self) -> None:
         interval = self.heartbeat_interval or 20.0
@@ -425,3 +578,10 @@ class Node:
             ]
         )
         return event
+
+
+def _far_end(channel: Channel) -> Channel | None:
+    """The leg at the other end of ``channel``'s SIP dialog, if it has one."""
+    if isinstance(channel, SofiaChannel) and channel.dialog is not None:
+        return channel.dialog.peer_of(channel)
+    return None

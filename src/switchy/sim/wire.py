@@ -12,7 +12,9 @@ comes back out unchanged (:func:`to_bytes` / :func:`from_bytes`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote
 
@@ -115,6 +117,8 @@ def c_atoi(text: str) -> int:
 # below 0x20 or above 0x7E) becomes %XX with uppercase hex, as FreeSWITCH does.
 _URL_SAFE = "!$'()*,/"
 _PASS_THROUGH = re.compile(rb"%[0-9A-F]{2}")
+# Any character url_encode would change: most values have none.
+_URL_UNSAFE = re.compile(r"[^A-Za-z0-9_.~!$'()*,/-]")
 
 
 def url_encode(value: str) -> str:
@@ -123,6 +127,14 @@ def url_encode(value: str) -> str:
     A ``%`` followed by two characters of ``0-9A-F`` (uppercase only) is copied
     verbatim, so the encoding is lossy; UTF-8 bytes are encoded one by one.
     """
+    if _URL_UNSAFE.search(value) is None:
+        return value
+    return _url_encode(value)
+
+
+@lru_cache(maxsize=8192)
+def _url_encode(value: str) -> str:
+    # Cached: a channel's variables come back in event after event.
     raw = to_bytes(value)
     if b"%" not in raw:
         return quote(raw, safe=_URL_SAFE)
@@ -139,10 +151,78 @@ def url_encode(value: str) -> str:
 # -- event serialisation -------------------------------------------------------------
 
 
+# Encoded header lines by header: the same headers (a channel's variables, its
+# profile) recur from event to event. Emptied when full.
+_PLAIN_LINES: dict[tuple[str, str], bytes] = {}
+_PLAIN_LINES_MAX = 65536
+
+
+def _plain_line(header: tuple[str, str]) -> bytes:
+    name, value = header
+    line = to_bytes(f"{name}: {url_encode(value) or '_undef_'}\n")
+    if len(_PLAIN_LINES) >= _PLAIN_LINES_MAX:
+        _PLAIN_LINES.clear()
+    _PLAIN_LINES[header] = line
+    return line
+
+
+def _plain_lines(headers: Sequence[tuple[str, str]]) -> bytes:
+    lines = _PLAIN_LINES
+    return b"".join([lines.get(header) or _plain_line(header) for header in headers])
+
+
+def _plain_run(headers: Sequence[tuple[str, str]]) -> bytes:
+    try:
+        # No Python code per header when every line is known: a run made again
+        # after a variable was set to the value it had.
+        return b"".join(map(_PLAIN_LINES.__getitem__, headers))
+    except KeyError:
+        return _plain_lines(headers)
+
+
+Encoder = Callable[[Sequence[tuple[str, str]]], bytes]
+
+
+def _encoded_headers(
+    event: SimEvent, fmt: str, encode: Encoder, encode_run: Encoder, sep: bytes
+) -> bytes:
+    """``encode`` of the event's headers, reusing each :class:`HeaderRun`'s encoding
+    (made by ``encode_run``).
+
+    Encodings of consecutive stretches are joined with ``sep``.
+    """
+    headers = event.headers
+    parts: list[bytes] = []
+    position = 0
+    for start, run in event.runs:
+        size = len(run.headers)
+        if size == 0:
+            continue
+        in_place = (
+            start >= position
+            and start + size <= len(headers)
+            and headers[start] is run.headers[0]
+            and headers[start + size - 1] is run.headers[-1]
+        )
+        if not in_place:  # the headers were rearranged since: encode them all
+            return encode(headers)
+        if start > position:
+            parts.append(encode(headers[position:start]))
+        encoded = run.encoded.get(fmt)
+        if encoded is None:
+            encoded = run.encoded[fmt] = encode_run(run.headers)
+        parts.append(encoded)
+        position = start + size
+    if not parts:
+        return encode(headers)
+    if position < len(headers):
+        parts.append(encode(headers[position:]))
+    return sep.join(parts)
+
+
 def serialize_plain(event: SimEvent) -> bytes:
     """``switch_event_serialize(..., encode=TRUE)``: the text/event-plain payload."""
-    lines = [f"{name}: {url_encode(value) or '_undef_'}\n" for name, value in event.headers]
-    head = to_bytes("".join(lines))
+    head = _encoded_headers(event, "plain", _plain_lines, _plain_run, b"")
     if not event.body:
         return head + b"\n"
     body = to_bytes(event.body)
@@ -190,12 +270,37 @@ def serialize_json(event: SimEvent) -> bytes:
     duplicate keys; a body, even an empty one, adds ``Content-Length`` and
     ``_body`` last.
     """
-    members = [f"{_json_string(name)}:{_json_value(value)}" for name, value in event.headers]
+    members = _encoded_headers(event, "json", _json_members, _json_run, b",")
+    parts = [members] if members else []
     if event.body is not None:
         length = len(to_bytes(event.body))
-        members.append(f'"Content-Length":"{length}"')
-        members.append(f'"_body":{_json_string(event.body)}')
-    return to_bytes("{" + ",".join(members) + "}")
+        parts.append(to_bytes(f'"Content-Length":"{length}","_body":{_json_string(event.body)}'))
+    return b"{" + b",".join(parts) + b"}"
+
+
+# Encoded members by header, as _PLAIN_LINES.
+_JSON_MEMBERS: dict[tuple[str, str], bytes] = {}
+
+
+def _json_member(header: tuple[str, str]) -> bytes:
+    name, value = header
+    member = to_bytes(f"{_json_string(name)}:{_json_value(value)}")
+    if len(_JSON_MEMBERS) >= _PLAIN_LINES_MAX:
+        _JSON_MEMBERS.clear()
+    _JSON_MEMBERS[header] = member
+    return member
+
+
+def _json_members(headers: Sequence[tuple[str, str]]) -> bytes:
+    members = _JSON_MEMBERS
+    return b",".join([members.get(header) or _json_member(header) for header in headers])
+
+
+def _json_run(headers: Sequence[tuple[str, str]]) -> bytes:
+    try:
+        return b",".join(map(_JSON_MEMBERS.__getitem__, headers))
+    except KeyError:
+        return _json_members(headers)
 
 
 _XML_SIMPLE = re.compile(rb"[&<>\r\x80-\xff]")

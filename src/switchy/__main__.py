@@ -1,0 +1,5 @@
+"""``python -m switchy``: the switchy command line."""
+
+from switchy.cli import main
+
+main()
