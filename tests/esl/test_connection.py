@@ -328,3 +328,33 @@ async def test_close_says_exit_and_ends_event_streams(conn: Connection) -> None:
     with pytest.raises(ConnectionLost):
         await conn.api("status")
     await conn.close()  # twice is fine
+
+
+async def test_an_idle_event_iterator_is_bounded_and_says_so(
+    conn: Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    await conn.subscribe(["API"])
+    stream = conn.events(maxsize=3)
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0)  # the iterator's queue exists once it started
+    for index in range(10):
+        await conn.api(f"echo {index}")  # each fires an API event nobody reads
+    await conn.api("echo last")
+    assert conn.dropped_events > 0
+    assert "dropped" in caplog.text
+    assert (await asyncio.wait_for(first, TIMEOUT)).name == "API"
+
+
+def test_no_password_in_reprs(fs: FreeSwitchTarget) -> None:
+    from switchy import Client
+    from switchy.loadgen.run import RunSettings
+    from switchy.pool import Pool
+
+    secret = "hunter2-secret"
+    for thing in (
+        Connection("127.0.0.1", 1, secret),
+        Client("127.0.0.1", 1, secret),
+        Pool.from_contacts(["127.0.0.1:1"], secret),
+        RunSettings(password=secret),
+    ):
+        assert secret not in repr(thing)

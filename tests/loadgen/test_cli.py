@@ -242,3 +242,45 @@ def test_a_short_run_against_a_real_freeswitch(fs: FreeSwitchTarget, tmp_path: P
     cdr = load(tmp_path / "real")
     assert len(cdr) == 50
     assert (cdr["outcome"] == ANSWERED).all()
+
+
+@pytest.mark.parametrize("hostile", ["a\nb", "x\rapi hupall", "unload mod_event_socket", "a b"])
+def test_hostile_options_are_refused_in_one_line(hostile: str, tmp_path: Path) -> None:
+    done = switchy("run", "--user", hostile, "--max-offered", "1", "--results", str(tmp_path / "r"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "originate" in output
+    assert "Traceback" not in output
+
+
+def test_the_password_never_shows(tmp_path: Path) -> None:
+    secret = "s3cret-Pa55word-4711"
+    results = tmp_path / "run"
+    done = subprocess.run(
+        [
+            *SWITCHY,
+            "-vv",
+            "run",
+            "--rate",
+            "20",
+            "--max-offered",
+            "10",
+            "--duration",
+            "0.1",
+            "--results",
+            str(results),
+            "--report",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "SWITCHY_PASSWORD": secret},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DEBUG" in done.stderr  # the most verbose logging was on
+    assert secret not in done.stdout + done.stderr
+    files = [path for path in results.iterdir() if path.is_file()]
+    assert {"run.json", "cdr.parquet", "report.html"} <= {path.name for path in files}
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path.name

@@ -13,6 +13,9 @@ from switchy.measure.cdr import ANSWERED, BLOCKED, NODE_LOST, CallRecord
 from switchy.pool import Pool
 from switchy.sim.cluster import Cluster
 from switchy.sim.pytest_plugin import SimulatorHandle
+from switchy.sim.server import ESLServer
+from switchy.sim.sofia import SipNetwork
+from switchy.sim.switch import Node
 
 TIMEOUT = 30.0
 FAST_RECONNECT = ReconnectPolicy(initial=0.05, maximum=0.2)
@@ -145,3 +148,22 @@ async def test_the_tracker_reconciles_after_a_reconnect(
         assert tracker.unknown_channels == 2  # the new call's two legs
         assert tracker.count_calls() == 1
         await client.api("hupall")
+
+
+async def test_being_dropped_for_reading_too_slowly_fails_the_run() -> None:
+    node = Node(network=SipNetwork())
+    async with ESLServer(node, event_queue_size=5, max_lost_events=3) as server:
+        pool = Pool.from_contacts([(server.host, server.port)])
+        await pool.connect()
+        generator = Originator(pool, rate=1, limit=1, duration=1)
+        generator.set_orig_cmd(dest_url="nobody@127.0.0.1:5999")
+        await generator.load_app(Answer)
+        await generator.start()
+        # More events at once than this listener's queue holds: FreeSWITCH drops it.
+        for _ in range(9):
+            node.fire(node.events.create("BACKGROUND_JOB", ("mod_event_socket.c", "api_exec", 1)))
+        await generator.waitwhile(lambda: generator.failure is None, timeout=TIMEOUT)
+        assert "killed listener because of lost events" in (generator.failure or "")
+        assert generator.state == "STOPPED"
+        await pool.disconnect()
+    await node.close()

@@ -410,7 +410,12 @@ class Originator:
         ``proxy=``), plus what ``destination(client)`` returns for each (e.g.
         ``{"dest_url": f"1000@{sip_address_of(client)}"}``)."""
         for client in self.pool:
-            client.set_orig_cmd(**{**options, **(destination(client) if destination else {})})
+            try:
+                client.set_orig_cmd(**{**options, **(destination(client) if destination else {})})
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"{client.address}: bad originate setting: {exc}"
+                ) from None
 
     # -- running -----------------------------------------------------------------------------
     async def start(self) -> None:
