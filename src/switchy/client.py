@@ -97,7 +97,7 @@ class Client:
         self.events = Connection(host, port, password, reconnect=reconnect)
         self.tracker = Tracker(
             self.events,
-            self.connection.api,
+            self.connection.api_nowait,
             call_tracking_header=call_tracking_header,
             history=history,
             subscribe_all=subscribe_all,

@@ -103,6 +103,7 @@ def send(loop: asyncio.AbstractEventLoop, commander: Commander, command: str) ->
     """Run ``command`` through ``commander`` on ``loop``, from any thread."""
     description = command.split(" ", 1)[0]
     if _in_loop_thread(loop):
+        # A commander that returns a future (Connection.api_nowait) needs no task.
         return Pending(asyncio.ensure_future(commander(command)), description)
     future: asyncio.Future[str] = asyncio.wrap_future(
         asyncio.run_coroutine_threadsafe(_call(commander, command), loop), loop=loop
@@ -521,7 +522,6 @@ class Job:
     """
 
     __slots__ = (
-        "_done",
         "_future",
         "callback",
         "command",
@@ -551,11 +551,9 @@ class Job:
         self.event: Event | None = None
         self.session: Session | None = None
         self._future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._done = threading.Event()
         self._future.add_done_callback(self._finished)
 
     def _finished(self, future: asyncio.Future[str]) -> None:
-        self._done.set()
         if not future.cancelled() and future.exception() is not None:
             future.exception()  # retrieved: failures are reported through the Job's API
         if self.callback is not None:
@@ -616,9 +614,15 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until done or ``timeout``; return whether it is done (not from the loop)."""
-        if not self._future.done() and _in_loop_thread(self._future.get_loop()):
+        if self._future.done():
+            return True
+        loop = self._future.get_loop()
+        if _in_loop_thread(loop):
             raise RuntimeError(f"job {self.uuid}: wait() would block the event loop; await it")
-        return self._done.wait(timeout)
+        # Made on demand: most jobs are never waited for from a thread.
+        finished = threading.Event()
+        loop.call_soon_threadsafe(self._future.add_done_callback, lambda _: finished.set())
+        return finished.wait(timeout)
 
     def get(self, timeout: float | None = None) -> str:
         """Block for the result; raise its error, or TimeoutError after ``timeout``."""

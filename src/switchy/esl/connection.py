@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -329,44 +330,21 @@ class Connection:
         protocol.transport.write(data)
         return future
 
-    async def _reply(self, future: asyncio.Future[Frame], what: str, timeout: Timeout) -> Frame:
-        """Wait for a reply. On timeout the future is cancelled but keeps its FIFO slot."""
-        if isinstance(timeout, _UseDefault):
-            timeout = self.command_timeout
-        if timeout is None:
-            return await future
-        # A timer on the future itself: lighter than asyncio.wait_for, which wraps it.
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            if not future.done():
-                expired = True
-                future.cancel()
-
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if expired:
-                raise CommandTimeout(
-                    f"{self.address}: no reply to {what!r} within {timeout}s"
-                ) from None
-            raise
-        finally:
-            timer.cancel()
-
-    async def send(
+    def send_nowait(
         self,
         command: str,
         headers: Iterable[tuple[str, str]] = (),
         *,
         timeout: Timeout = USE_DEFAULT,
-    ) -> Frame:
-        """Send a raw socket command (``event ...``, ``filter ...``, ``sendevent ...``).
+    ) -> asyncio.Future[Frame]:
+        """Send a raw socket command now; return the future of its reply frame.
 
-        Returns the reply frame. Every line is checked first: a CR, LF or NUL, or
-        text that would unload the event socket module, raises ``ValueError``.
+        Every line is checked first: a CR, LF or NUL, or text that would unload
+        the event socket module, raises ``ValueError``. The future fails with
+        :class:`CommandTimeout` after ``timeout`` seconds (default:
+        :attr:`command_timeout`) or :class:`ConnectionLost`; cancelling it, or a
+        timeout, leaves the command's place in the reply FIFO, so its late reply
+        is dropped rather than handed to the next command.
         """
         check_line(command, "command")
         lines = [command]
@@ -377,8 +355,60 @@ class Connection:
                 raise ValueError(f"invalid header name {name!r}")
             lines.append(f"{name}: {value}")
         what = _describe(command)
-        future = self._request(("\n".join(lines) + "\n\n").encode(), what)
-        return await self._reply(future, what, timeout)
+        reply = self._request(("\n".join(lines) + "\n\n").encode(), what)
+        if isinstance(timeout, _UseDefault):
+            timeout = self.command_timeout
+        if timeout is None:
+            return reply
+        # Futures and callbacks rather than a task per command: commands are the
+        # load generator's hot path.
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Frame] = loop.create_future()
+
+        def expire() -> None:
+            if not result.done():
+                result.set_exception(
+                    CommandTimeout(f"{self.address}: no reply to {what!r} within {timeout}s")
+                )
+            reply.cancel()
+
+        timer = loop.call_later(timeout, expire)
+        reply.add_done_callback(functools.partial(_relay, result, timer))
+        result.add_done_callback(functools.partial(_abandon, reply, timer))
+        return result
+
+    async def send(
+        self,
+        command: str,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> Frame:
+        """Send a raw socket command (``event ...``, ``filter ...``, ``sendevent ...``)
+        and return its reply frame; see :meth:`send_nowait`."""
+        return await self.send_nowait(command, headers, timeout=timeout)
+
+    def api_nowait(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> asyncio.Future[str]:
+        """Send an API command now; return the future of its output (see :meth:`api`)."""
+        frames = self.send_nowait(f"api {command}", timeout=timeout)
+        result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def convert(done: asyncio.Future[Frame]) -> None:
+            if result.done():
+                return
+            if done.cancelled():
+                result.cancel()
+            elif (error := done.exception()) is not None:
+                result.set_exception(error)
+            else:
+                try:
+                    result.set_result(self._api_output(command, done.result()))
+                except APIError as exc:
+                    result.set_exception(exc)
+
+        frames.add_done_callback(convert)
+        result.add_done_callback(functools.partial(_abandon, frames, None))
+        return result
 
     async def api(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> str:
         """Run an API command and return its output.
@@ -387,7 +417,9 @@ class Connection:
         answer, :class:`CommandTimeout` after ``timeout`` seconds (default:
         :attr:`command_timeout`), :class:`ConnectionLost` if the connection drops.
         """
-        frame = await self.send(f"api {command}", timeout=timeout)
+        return await self.api_nowait(command, timeout=timeout)
+
+    def _api_output(self, command: str, frame: Frame) -> str:
         source = f"{self.address}: {_describe('api ' + command)}"
         if frame.content_type != "api/response":  # e.g. -ERR permission denied
             raise APIError(f"{source}: {frame.reply_text}", frame.reply_text)
@@ -706,6 +738,31 @@ def _describe_os_error(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({exc.strerror})"
     return exc.strerror or str(exc)
+
+
+def _relay(
+    result: asyncio.Future[Frame], timer: asyncio.TimerHandle, reply: asyncio.Future[Frame]
+) -> None:
+    """Pass a reply (or its failure) on to the future a caller holds."""
+    timer.cancel()
+    if result.done():
+        return
+    if reply.cancelled():
+        result.cancel()
+    elif (error := reply.exception()) is not None:
+        result.set_exception(error)
+    else:
+        result.set_result(reply.result())
+
+
+def _abandon(
+    inner: asyncio.Future[Any], timer: asyncio.TimerHandle | None, outer: asyncio.Future[Any]
+) -> None:
+    """The caller gave up on ``outer``: stop waiting for ``inner`` (its slot stays)."""
+    if outer.cancelled():
+        inner.cancel()
+        if timer is not None:
+            timer.cancel()
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:

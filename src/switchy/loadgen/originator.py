@@ -717,7 +717,12 @@ class Originator:
             call.hangup_timer.cancel()
             call.hangup_timer = None
         if not call.caller_done:
-            self._spawn(_ignore_errors(call.client.api(commands.uuid_kill(call.uuid))))
+            try:
+                killed = call.client.connection.api_nowait(commands.uuid_kill(call.uuid))
+            except SwitchyError as exc:  # the node is gone: its calls end with it
+                log.debug("%s: cannot hang up %s: %s", call.client.address, call.uuid, exc)
+            else:
+                killed.add_done_callback(_ignore_failure)
 
     # -- nodes lost --------------------------------------------------------------------------
     def _node_lost(self, client: Client, error: BaseException) -> None:
@@ -806,6 +811,12 @@ def _unit_holding(kind: str, cv: float, seed: int | None) -> HoldingTime:
 
 def _describe(result: object) -> str:
     return type(result).__name__ if isinstance(result, BaseException) else str(result)
+
+
+def _ignore_failure(future: asyncio.Future[Any]) -> None:
+    """A hangup that fails: the call is already gone, which is all that was wanted."""
+    if not future.cancelled() and (error := future.exception()) is not None:
+        log.debug("ignored: %s", error)
 
 
 async def _ignore_errors(work: Awaitable[Any]) -> None:

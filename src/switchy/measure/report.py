@@ -145,6 +145,23 @@ def _failure_verdict(counts: Totals, failures: pd.Series) -> str:
     )
 
 
+def _node_loss_verdicts(summary: Mapping[str, Any], origin: float) -> list[str]:
+    """One line per node lost during the run (from the generator's summary)."""
+    lines = []
+    for loss in summary.get("node_losses") or ():
+        if not isinstance(loss, Mapping):
+            continue
+        lost_at = loss.get("lost_at")
+        when = f" at +{lost_at - origin:.1f} s" if isinstance(lost_at, (int, float)) else ""
+        down = loss.get("seconds_down")
+        how_long = f"down {down:.1f} s" if isinstance(down, (int, float)) else "never back"
+        lines.append(
+            f"node {loss.get('node', '?')} lost{when}, {how_long}: "
+            f"{loss.get('calls_lost', 0):,} calls lost ({loss.get('reason', 'no reason given')})"
+        )
+    return lines
+
+
 def analyse(
     directory: str | os.PathLike[str],
     *,
@@ -181,6 +198,8 @@ def analyse(
         _limit_verdict(peak, limit),
         blocking,
         _failure_verdict(counts, failures),
+        *_node_loss_verdicts(info.summary, origin),
+        *([f"the run failed: {info.summary['error']}"] if info.summary.get("error") else []),
     )
     return Analysis(
         info=info,
