@@ -30,6 +30,7 @@ from switchy.loadgen.originator import ARRIVAL_KINDS, NODE_CHOICES, NODE_LOSS_PO
 from switchy.loadgen.run import AppChoice, RunOutcome, RunSettings, run_load_test
 from switchy.measure.cli import plot_command, report_command
 from switchy.pool import parse_contact
+from switchy.service import serve_command
 from switchy.traffic import HOLDING_KINDS
 
 EXIT_OK = 0
@@ -52,44 +53,16 @@ def _contacts(
         raise click.BadParameter(str(exc)) from None
 
 
-def _value(text: str) -> Any:
-    """An app keyword's value: int, float, true/false, or the text itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def parse_app(spec: str) -> tuple[str, int, dict[str, Any]]:
-    """``NAME[:WEIGHT][,key=value...]`` -> (name, weight, keywords)."""
-    head, *pairs = spec.split(",")
-    name, _, weight_text = head.partition(":")
-    if not name:
-        raise click.BadParameter(f"{spec!r}: no app name")
-    if weight_text and not (weight_text.isdigit() and int(weight_text) > 0):
-        raise click.BadParameter(f"{spec!r}: the weight must be a whole number > 0")
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key.isidentifier():
-            raise click.BadParameter(f"{spec!r}: {pair!r} is not key=value")
-        kwargs[key] = _value(value)
-    return name, int(weight_text or 1), kwargs
-
-
 def _apps(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> list[AppChoice]:
     import switchy.apps
 
     choices = []
     for spec in values or ("TonePlay",):
-        name, weight, kwargs = parse_app(spec)
         try:
-            app = switchy.apps.get(name)
-        except KeyError as exc:
-            raise click.BadParameter(str(exc.args[0])) from None
-        choices.append(AppChoice(app, name, weight, kwargs))
+            chosen = switchy.apps.from_spec(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        choices.append(AppChoice(chosen.app, chosen.name, chosen.weight, chosen.kwargs))
     return choices
 
 
@@ -347,3 +320,4 @@ def sim(ctx: click.Context) -> None:
 
 main.add_command(report_command)
 main.add_command(plot_command)
+main.add_command(serve_command)

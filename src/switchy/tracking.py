@@ -329,15 +329,24 @@ class Tracker:
                 elif name == "CHANNEL_HANGUP" and not session.hungup:
                     session.hungup = True
                     self.hangup_causes[event.get("Hangup-Cause") or "UNKNOWN"] += 1
-                callbacks = self._callbacks.get(session.app_id)
+                # A session stamped with an app id not loaded here goes to the default app.
+                callbacks = self._callbacks.get(session.app_id) or self._callbacks.get(
+                    DEFAULT_APP_ID
+                )
                 if callbacks is not None:
                     for callback in callbacks.get(name, ()):
                         self._run(session.app_id, callback, session)
+                    if name == "CUSTOM":
+                        for callback in callbacks.get(event.subclass or "", ()):
+                            self._run(session.app_id, callback, session)
                 if name == "CHANNEL_DESTROY":
                     self._session_gone(session)
         handlers = self._handlers.get(name)
         if handlers is not None:
             for app_id, function in handlers:
+                self._run(app_id, function, event)
+        if name == "CUSTOM":  # also dispatched by subclass, e.g. "mod_bert::lost_sync"
+            for app_id, function in self._handlers.get(event.subclass or "", ()):
                 self._run(app_id, function, event)
         if self._watchers:
             self._check_watchers()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar
 
 import pytest
@@ -15,7 +15,7 @@ from switchy.errors import ConfigurationError
 from switchy.esl.protocol import Event
 from switchy.marks import collect
 from switchy.models import send
-from switchy.sim.pytest_plugin import FreeSwitchTarget
+from switchy.sim.pytest_plugin import FreeSwitchTarget, SimulatorHandle
 from switchy.tracking import Tracker
 
 TIMEOUT = 10.0
@@ -247,3 +247,59 @@ async def test_blocking_calls_from_the_loop_thread_are_refused(
     with pytest.raises(Exception, match="job"):
         await asyncio.wait_for(job, TIMEOUT)
     await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+
+
+async def test_custom_events_reach_callbacks_by_subclass(
+    fs_simulator: Callable[..., SimulatorHandle],
+) -> None:
+    target = fs_simulator().targets[0]
+    seen: list[str] = []
+
+    class Subclassed:
+        """Both legs run mod_bert, which fires CUSTOM mod_bert::in_sync once in sync."""
+
+        @event_callback("CHANNEL_PARK")
+        def on_park(self, session: Session) -> None:
+            if session.is_inbound():
+                session.execute("bert_test")
+
+        @event_callback("CHANNEL_ANSWER")
+        def on_answer(self, session: Session) -> None:
+            if session.is_outbound():
+                session.execute("bert_test")
+
+        @event_callback("mod_bert::in_sync")
+        def on_sync(self, session: Session) -> None:
+            seen.append(session.direction)
+
+        @handler("mod_bert::in_sync")
+        def on_sync_event(self, event: Event) -> None:
+            seen.append(event.subclass or "")
+
+    async with Client(target.host, target.port) as client:
+        await client.load_app(Subclassed, app_id="default")
+        assert "mod_bert::in_sync" in client.events.subscriptions
+        await client.originate(f"bert@{target.sip_address}", timeout=5)
+        await client.tracker.wait_for(lambda: len(seen) >= 2, TIMEOUT)
+        assert "inbound" in seen
+        assert "mod_bert::in_sync" in seen
+        await client.api("hupall")
+
+
+async def test_an_unknown_stamped_app_id_falls_back_to_the_default_app(
+    client: Client, fs: FreeSwitchTarget
+) -> None:
+    parked: list[str] = []
+
+    class Default:
+        @event_callback("CHANNEL_PARK")
+        def on_park(self, session: Session) -> None:
+            parked.append(session.app_id)
+            session.hangup()
+
+    await client.load_app(Default, app_id="default")
+    job = await client.originate(f"stamped@{fs.sip_address}", app_id="NotLoadedHere", timeout=5)
+    with pytest.raises(Exception, match="job"):
+        await asyncio.wait_for(job, TIMEOUT)
+    await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+    assert "NotLoadedHere" in parked

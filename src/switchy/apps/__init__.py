@@ -16,18 +16,38 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from switchy.marks import event_callback, handler
 
-__all__ = ["app", "app_name", "event_callback", "get", "groupbymod", "handler", "iterapps", "load"]
+__all__ = [
+    "AppSpec",
+    "app",
+    "app_name",
+    "event_callback",
+    "from_spec",
+    "get",
+    "groupbymod",
+    "handler",
+    "iterapps",
+    "load",
+]
 
 T = TypeVar("T")
 
 #: The apps shipped with switchy, imported by :func:`load`.
-BUILTIN_MODULES = ("switchy.apps.players",)
+BUILTIN_MODULES = (
+    "switchy.apps.bert",
+    "switchy.apps.blockers",
+    "switchy.apps.dtmf",
+    "switchy.apps.players",
+    "switchy.apps.routers",
+)
 
 _registry: dict[str, Any] = {}
 
@@ -98,6 +118,68 @@ def groupbymod() -> dict[str, list[tuple[str, Any]]]:
         module = inspect.getmodule(namespace)
         groups.setdefault(module.__name__ if module else "?", []).append((name, namespace))
     return groups
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """An app chosen on a command line: the app, its weight in a mix, its keywords."""
+
+    app: Any
+    name: str
+    weight: int = 1
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _keyword_value(text: str) -> Any:
+    """An app keyword's value from text: int, float, true/false, or the text itself."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def from_spec(spec: str) -> AppSpec:
+    """Resolve ``NAME[:WEIGHT][,key=value...]``; NAME is a registered app
+    (``TonePlay``) or ``module:Attribute`` (``my_dialplan:router``, modules in the
+    current directory included). ValueError with a one-line reason otherwise."""
+    target, *pairs = spec.split(",")
+    parts = target.split(":")
+    weight = 1
+    if len(parts) > 1 and parts[-1].isdigit():
+        weight = int(parts.pop())
+        if weight < 1:
+            raise ValueError(f"{spec!r}: the weight must be a whole number > 0")
+    target = ":".join(parts)
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.isidentifier():
+            raise ValueError(f"{spec!r}: {pair!r} is not key=value")
+        kwargs[key] = _keyword_value(value)
+    if not target:
+        raise ValueError(f"{spec!r}: no app name")
+    module_name, colon, attribute = target.partition(":")
+    if not colon:
+        try:
+            return AppSpec(get(target), target, weight, kwargs)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+    if not module_name or not attribute:
+        raise ValueError(f"{spec!r}: expected module:Name or an app name")
+    # Like `python -m`: modules in the current directory can be used.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{spec!r}: cannot import {module_name!r}: {exc}") from None
+    try:
+        app = getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"{spec!r}: module {module_name!r} has no {attribute!r}") from None
+    return AppSpec(app, app_name(app), weight, kwargs)
 
 
 def load(packages: Iterable[str] = ()) -> dict[str, Any]:
