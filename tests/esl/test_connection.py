@@ -358,3 +358,27 @@ def test_no_password_in_reprs(fs: FreeSwitchTarget) -> None:
         RunSettings(password=secret),
     ):
         assert secret not in repr(thing)
+
+
+async def test_commands_time_out_in_order_with_the_default_timeout(
+    fs_simulator: Callable[..., SimulatorHandle],
+) -> None:
+    simulator = fs_simulator()
+    target = simulator.targets[0]
+    conn = await connect(target.host, target.port, target.password, command_timeout=0.2)
+
+    async def stall(cluster: Cluster) -> None:
+        server(cluster).stall_replies()
+
+    async def resume(cluster: Cluster) -> None:
+        server(cluster).resume_replies()
+
+    simulator.call(stall)
+    waiting = [conn.api_nowait(f"echo {index}") for index in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), TIMEOUT)
+    assert all(isinstance(result, CommandTimeout) for result in results)
+    assert "within 0.2s" in str(results[0])
+    simulator.call(resume)
+    assert await conn.api("echo after") == "after"  # the three late replies were dropped
+    assert await asyncio.wait_for(conn.api("echo again"), TIMEOUT) == "again"
+    await conn.close()

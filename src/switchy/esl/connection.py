@@ -237,6 +237,12 @@ class Connection:
         self._closing = False
         self._greeting: asyncio.Future[Frame] | None = None
         self._replies: deque[asyncio.Future[Frame]] = deque()
+        # Commands waiting with the usual timeout, oldest first, and the one timer
+        # that times them out: (reply, caller's future, deadline, command).
+        self._watched: deque[tuple[asyncio.Future[Frame], asyncio.Future[Frame], float, str]] = (
+            deque()
+        )
+        self._watchdog: asyncio.TimerHandle | None = None
         self._jobs: dict[str, asyncio.Future[Event]] = {}
         self._event_callbacks: list[EventCallback] = []
         self._disconnect_callbacks: list[DisconnectCallback] = []
@@ -303,10 +309,10 @@ class Connection:
                 f"{self.address}: expected an auth/request greeting, got {greeting.content_type}"
             )
         if self._user is None:
-            line, method = f"auth {self._password}", "auth"
+            line = f"auth {self._password}"
         else:
-            line, method = f"userauth {self._user}:{self._password}", "userauth"
-        reply = await self._request((line + "\n\n").encode(), method)
+            line = f"userauth {self._user}:{self._password}"
+        reply = await self._request((line + "\n\n").encode())
         if not reply.reply_text.lower().startswith("+ok accepted"):
             who = f"user {self._user!r}" if self._user else "password"
             raise AuthenticationError(f"{self.address}: authentication failed (wrong {who}?)")
@@ -320,7 +326,7 @@ class Connection:
             protocol.transport.abort()
 
     # -- commands -----------------------------------------------------------------------
-    def _request(self, data: bytes, what: str) -> asyncio.Future[Frame]:
+    def _request(self, data: bytes) -> asyncio.Future[Frame]:
         """Send ``data`` now; return the future of its reply."""
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
@@ -354,8 +360,7 @@ class Connection:
             if not name or ":" in name:
                 raise ValueError(f"invalid header name {name!r}")
             lines.append(f"{name}: {value}")
-        what = _describe(command)
-        reply = self._request(("\n".join(lines) + "\n\n").encode(), what)
+        reply = self._request(("\n".join(lines) + "\n\n").encode())
         if isinstance(timeout, _UseDefault):
             timeout = self.command_timeout
         if timeout is None:
@@ -364,18 +369,59 @@ class Connection:
         # load generator's hot path.
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Frame] = loop.create_future()
-
-        def expire() -> None:
-            if not result.done():
-                result.set_exception(
-                    CommandTimeout(f"{self.address}: no reply to {what!r} within {timeout}s")
-                )
-            reply.cancel()
-
-        timer = loop.call_later(timeout, expire)
+        timer: asyncio.TimerHandle | None = None
+        if timeout == self.command_timeout:
+            # The usual timeout: deadlines come in sending order, so one watchdog
+            # timer for the oldest command serves them all.
+            self._watch(reply, result, loop.time() + timeout, command)
+        else:
+            timer = loop.call_later(timeout, self._expire, reply, result, timeout, command)
         reply.add_done_callback(functools.partial(_relay, result, timer))
         result.add_done_callback(functools.partial(_abandon, reply, timer))
         return result
+
+    def _expire(
+        self,
+        reply: asyncio.Future[Frame],
+        result: asyncio.Future[Frame],
+        timeout: float,
+        command: str,
+    ) -> None:
+        if not result.done():
+            result.set_exception(
+                CommandTimeout(
+                    f"{self.address}: no reply to {_describe(command)!r} within {timeout}s"
+                )
+            )
+        reply.cancel()  # its slot stays: the late reply is dropped
+
+    def _watch(
+        self,
+        reply: asyncio.Future[Frame],
+        result: asyncio.Future[Frame],
+        deadline: float,
+        command: str,
+    ) -> None:
+        watched = self._watched
+        while watched and watched[0][1].done():
+            watched.popleft()  # answered already
+        watched.append((reply, result, deadline, command))
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire_overdue)
+
+    def _expire_overdue(self) -> None:
+        """The watchdog: time out every overdue command, then wait for the next one."""
+        self._watchdog = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        watched = self._watched
+        while watched:
+            reply, result, deadline, command = watched[0]
+            if not result.done() and deadline > now:
+                self._watchdog = loop.call_at(deadline, self._expire_overdue)
+                return
+            watched.popleft()
+            self._expire(reply, result, self.command_timeout or 0.0, command)
 
     async def send(
         self,
@@ -639,6 +685,10 @@ class Connection:
         for future in replies:
             if not future.done():
                 future.set_exception(error)
+        self._watched.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         jobs, self._jobs = self._jobs, {}
         for job in jobs.values():
             if not job.done():
@@ -718,7 +768,7 @@ class Connection:
         if protocol is not None and protocol.transport is not None:
             if self._authenticated:
                 with contextlib.suppress(ConnectionLost):
-                    self._request(b"exit\n\n", "exit").add_done_callback(_ignore_result)
+                    self._request(b"exit\n\n").add_done_callback(_ignore_result)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.closed), timeout)
             if protocol.transport is not None:
@@ -741,10 +791,13 @@ def _describe_os_error(exc: OSError) -> str:
 
 
 def _relay(
-    result: asyncio.Future[Frame], timer: asyncio.TimerHandle, reply: asyncio.Future[Frame]
+    result: asyncio.Future[Frame],
+    timer: asyncio.TimerHandle | None,
+    reply: asyncio.Future[Frame],
 ) -> None:
     """Pass a reply (or its failure) on to the future a caller holds."""
-    timer.cancel()
+    if timer is not None:
+        timer.cancel()
     if result.done():
         return
     if reply.cancelled():
