@@ -65,7 +65,7 @@ async def test_a_crashed_node_costs_its_calls_and_comes_back(
     lost_node = pool.clients[0].address
     await generator.start()
     await until(lambda: generator.answered + generator.active_calls >= 20, pool)
-    up_on_lost = sum(1 for call in generator._calls.values() if call.client is pool.clients[0])
+    up_on_lost = generator.calls_by_node.get(lost_node, 0)
     assert up_on_lost > 0
     simulator.call(crash)
     await until(lambda: len(generator.node_losses) == 1, pool)

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from switchy.loadgen.originator import WeightedInterleave
 from switchy.measure.cdr import ANSWERED, BLOCKED, FAILED, CallRecord
 from switchy.measure.store import CDRStore
 from switchy.pool import Pool
-from switchy.sim.pytest_plugin import FreeSwitchTarget
+from switchy.sim.pytest_plugin import FreeSwitchTarget, SimulatorHandle
 
 TIMEOUT = 30.0
 
@@ -276,3 +276,52 @@ async def test_measurers_give_the_original_access_paths(
         assert figures
     with pytest.raises(ConfigurationError, match="store"):
         _ = Originator(pool).measurers
+
+
+async def test_nodes_are_never_loaded_past_their_capacity(
+    fs_simulator: Callable[..., SimulatorHandle],
+) -> None:
+    simulator = fs_simulator(nodes=2)
+    targets = simulator.targets
+    pool = Pool.from_contacts([(t.host, t.port) for t in targets])
+    await pool.connect()
+    sip = {client: t.sip_address for client, t in zip(pool, targets, strict=True)}
+    peaks: dict[str, int] = {}
+    generator = Originator(
+        pool,
+        rate=200,
+        limit=50,
+        duration=0.2,
+        max_offered=100,
+        node_capacity=3,
+        node_choice="least-loaded",
+    )
+
+    def watch(record: CallRecord) -> None:
+        for node, load in generator.calls_by_node.items():
+            peaks[node] = max(peaks.get(node, 0), load)
+
+    generator.on_record.append(watch)
+    generator.set_orig_cmd(lambda client: {"dest_url": f"cap@{sip[client]}", "timeout": 10})
+    await generator.load_app(Answer)
+    await run_to_end(generator)
+    await pool.disconnect()
+    assert generator.peak_active_calls <= 6  # two nodes of three calls each
+    assert max(peaks.values()) <= 3
+    assert generator.blocked > 0
+
+
+async def test_hard_hupall_clears_every_call_on_the_nodes(pool: Pool, fs: FreeSwitchTarget) -> None:
+    generator, records = originator(pool, fs, rate=50, limit=10, duration=60)
+    await generator.load_app(Answer)
+    await generator.start()
+    await pool.clients[0].tracker.wait_for(
+        lambda: generator.answered + generator.active_calls >= 5, TIMEOUT
+    )
+    await pool.clients[0].tracker.wait_for(lambda: generator.active_calls >= 5, TIMEOUT)
+    await generator.hard_hupall()
+    await generator.waitwhile(timeout=TIMEOUT)
+    assert generator.state == "STOPPED"
+    assert generator.active_calls == 0
+    await pool.clients[0].tracker.wait_for(pool.clients[0].tracker.is_idle, TIMEOUT)
+    assert len(records) == generator.offered

@@ -369,6 +369,11 @@ class Originator:
         return len(self._calls)
 
     @property
+    def calls_by_node(self) -> dict[str, int]:
+        """Calls attempted and not yet ended, by node (``host:port``)."""
+        return {client.address: count for client, count in self._per_node.items() if count}
+
+    @property
     def offered_rate(self) -> float:
         """Calls offered per second: (offered - 1) over the time from the first offer's
         schedule to the last's (0 until two calls were offered)."""
