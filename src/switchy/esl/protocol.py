@@ -508,7 +508,10 @@ class PlainEvent(Event):
     def name(self) -> str:
         name = self._name
         if name is False:
-            name = self._name = _true_name(self._find(_EVENT_NAME_KEYS) or "", self)
+            name = self._find(_EVENT_NAME_KEYS) or ""
+            if name == "COMMAND":  # see _true_name
+                name = _true_name(name, self)
+            self._name = name
         return name  # type: ignore[return-value]
 
     @property
