@@ -100,8 +100,6 @@ async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> 
     times = sorted(r.scheduled_time for r in records)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(abs(gap - 1 / 200) < 1e-6 for gap in gaps)
-    # Offered on schedule: no arrival later than a few tens of ms on a busy machine.
-    assert sorted(generator.lateness)[int(0.99 * len(generator.lateness))] < 0.05
     # 2 s at 200/s: the schedule's own count is exact.
     assert sum(1 for t in times if t - times[0] < 1.0) == 200
 
