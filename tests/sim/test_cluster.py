@@ -105,3 +105,30 @@ async def test_the_command_line_runs_a_cluster_until_interrupted() -> None:
     await client.close()
     process.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(process.wait(), WAIT) == 0
+
+
+async def test_the_command_line_sets_the_session_limits() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "switchy.sim", "--sps", "5000", "--max-sessions", "300"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), WAIT)).decode()
+    host, port = line.split()[3].split(":")
+    client = await EslClient.login(host, int(port))
+    status = await client.api("status")
+    assert "out of max 5000," in status
+    assert "300 session(s) max" in status
+    await client.close()
+    process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(process.wait(), WAIT) == 0
+
+
+async def test_the_command_line_refuses_a_limit_below_one() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "switchy.sim", "--sps", "0"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 2
+    assert b"expected a positive number" in stderr

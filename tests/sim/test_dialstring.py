@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchy.sim.dialstring import (
     MAX_PEERS,
@@ -13,6 +15,8 @@ from switchy.sim.dialstring import (
     DialLeg,
     OriginateError,
     OriginateRequest,
+    _blank_spans,
+    _char_spans,
     cleanup_token,
     parse_dial_string,
     parse_originate,
@@ -356,3 +360,20 @@ def test_trace_originates_were_found() -> None:
 def test_thread_originate_timeout(variable: str, expected: int) -> None:
     request = parse_originate(f"{{{variable}a=1}}error/x 1 XML default a b 30")
     assert request.threads[0].originate_timeout(request.timeout) == expected
+
+
+@given(
+    text=st.text(st.sampled_from(" ,|[]{}<>=:ab\t\x01"), min_size=1, max_size=16),
+    delim=st.sampled_from([" ", ",", "|", "=", ""]),
+    limit=st.sampled_from([1, 2, 3, MAX_PEERS]),
+)
+def test_unquoted_text_splits_as_the_character_scan_does(text: str, delim: str, limit: int) -> None:
+    # Text without quotes or backslashes takes a shortcut: it must find the same parts.
+    if delim == " ":
+        spans = _blank_spans(text, limit)
+        cleanup_delim = ""
+    else:
+        spans = _char_spans(text, delim, limit)
+        cleanup_delim = delim
+    expected = [cleanup_token(text[start:end], cleanup_delim) for start, end in spans]
+    assert separate_string(text, delim, limit) == expected

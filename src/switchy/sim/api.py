@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid as uuid_module
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from switchy import ids
 from switchy.sim import apps, bert, bridge, media, wire
 from switchy.sim.calling import CallingSite
 from switchy.sim.causes import str2cause
@@ -74,7 +74,7 @@ async def hostname(node: Node, args: str) -> str:
 
 @api_command("create_uuid")
 async def create_uuid(node: Node, args: str) -> str:
-    return str(uuid_module.uuid4())
+    return ids.new_uuid()
 
 
 @api_command("status")

@@ -9,9 +9,9 @@ bridge on, both legs' events carry Other-Type and Other-Leg-*.
 
 from __future__ import annotations
 
-import uuid as uuid_module
 from typing import TYPE_CHECKING
 
+from switchy import ids
 from switchy.sim.calling import At
 
 if TYPE_CHECKING:
@@ -37,22 +37,22 @@ async def bridged_session(channel: Channel) -> None:
         after=[
             ("Application", "uuid_bridge"),
             ("Application-Data", peer.uuid),
-            ("Application-UUID", str(uuid_module.uuid4())),
+            ("Application-UUID", ids.new_uuid()),
         ],
     )
     channel.bridged_to = peer
     kind = "originatee" if channel.bridge_originator else "originator"
     if peer.profile is not None:
         channel.set_other_leg(kind, peer.profile, with_times=True)
-    ids = [("Bridge-A-Unique-ID", channel.uuid), ("Bridge-B-Unique-ID", peer.uuid)]
+    legs = [("Bridge-A-Unique-ID", channel.uuid), ("Bridge-B-Unique-ID", peer.uuid)]
     if channel.bridge_originator:
         if channel.profile is not None:
             channel.profile.times.bridged = channel.now_us()
         channel.set_vars([("bridge_channel", peer.name), ("bridge_uuid", peer.uuid)])
-        channel.fire("CHANNEL_BRIDGE", At.BRIDGE, before=ids)
+        channel.fire("CHANNEL_BRIDGE", At.BRIDGE, before=legs)
     await channel.until(lambda: not channel.is_up or not peer.is_up, None)
     if channel.bridge_originator:
-        channel.fire("CHANNEL_UNBRIDGE", At.UNBRIDGE, before=ids)
+        channel.fire("CHANNEL_UNBRIDGE", At.UNBRIDGE, before=legs)
     channel.bridged_to = None
     channel.bridge_peer = None
     if channel.is_up:

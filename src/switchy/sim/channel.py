@@ -16,19 +16,21 @@ the Event-Calling-* values are copied from the recorded traces.
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
-import uuid as uuid_module
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from switchy import ids
 from switchy.sim import apps, bridge
 from switchy.sim.calling import At, CallingSite
 from switchy.sim.causes import CAUSE_CODES, q850
-from switchy.sim.events import HeaderRun, SimEvent
+from switchy.sim.events import FieldRun, HeaderRun, SimEvent, VariableRun
+from switchy.sim.plain import set_variables
 
 if TYPE_CHECKING:
     from switchy.sim.switch import Node
@@ -119,6 +121,30 @@ EVENTS_WITH_VARIABLES = frozenset(
 )
 
 
+#: The headers of a channel's state (``switch_channel_event_set_basic_data``), in order:
+#: Hangup-Cause and the codecs are left out while empty.
+_STATE_HEADER_NAMES = (
+    "Channel-State",
+    "Channel-Call-State",
+    "Channel-State-Number",
+    "Channel-Name",
+    "Unique-ID",
+    "Call-Direction",
+    "Presence-Call-Direction",
+    "Channel-HIT-Dialplan",
+    "Channel-Call-UUID",
+    "Answer-State",
+    "Hangup-Cause",
+    "Channel-Read-Codec-Name",
+    "Channel-Read-Codec-Rate",
+    "Channel-Read-Codec-Bit-Rate",
+    "Channel-Write-Codec-Name",
+    "Channel-Write-Codec-Rate",
+    "Channel-Write-Codec-Bit-Rate",
+)
+_NO_CODEC = ("", "", "")
+
+
 @dataclass(frozen=True)
 class Codec:
     """A codec as channel data reports it."""
@@ -176,8 +202,8 @@ class CallerProfile:
     profile_index: str = "1"
     times: ProfileTimes = field(default_factory=ProfileTimes)
 
-    # Built headers by (prefix, index, times), with the values they were built from.
-    _runs: dict[tuple[str, bool, bool], tuple[tuple[object, ...], HeaderRun]] = field(
+    # The last run made for each (prefix, index, times).
+    _runs: dict[tuple[str, bool, bool], FieldRun] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -191,29 +217,28 @@ class CallerProfile:
 
     def header_run(self, prefix: str, *, index: bool = True, times: bool = True) -> HeaderRun:
         """:meth:`headers` as a :class:`HeaderRun`, the same one while the profile is unchanged."""
-        fields: tuple[str, ...] = _PROFILE_VALUES(self)
         stamps: tuple[int, ...] = _TIME_VALUES(self.times) if times else _ZERO_TIMES
-        values = (self.direction, self.logical_direction, fields, self.profile_index, stamps)
+        values: tuple[str | int, ...] = (
+            self.direction,
+            self.logical_direction,
+            *_PROFILE_VALUES(self),
+            *((self.profile_index,) if index else ()),
+            *stamps,
+            *_PROFILE_FLAGS,
+        )
         key = (prefix, index, times)
-        cached = self._runs.get(key)
-        if cached is not None and cached[0] == values:
-            return cached[1]
-        names = _profile_header_names(prefix)
-        out = [(names.direction, self.direction), (names.logical_direction, self.logical_direction)]
-        out += [(name, value) for name, value in zip(names.fields, fields, strict=True) if value]
-        if index:
-            out.append((names.profile_index, self.profile_index))
-        out += [(name, str(stamp)) for name, stamp in zip(names.times, stamps, strict=True)]
-        out += names.flags
-        run = HeaderRun(tuple(header for header in out if header[1] != ""))
-        self._runs[key] = (values, run)
+        run = self._runs.get(key)
+        if run is None or run.values != values:
+            run = self._runs[key] = FieldRun(_profile_header_names(prefix, index), values, run)
         return run
 
     def copy(self) -> CallerProfile:
         """A clone with its own times."""
-        skipped = ("times", "_runs")
-        clone = CallerProfile(**{k: v for k, v in vars(self).items() if k not in skipped})
-        clone.times = ProfileTimes(**vars(self.times))
+        # Not through __init__ (22 keyword arguments): a copy of the fields as they are.
+        clone = object.__new__(CallerProfile)
+        clone.__dict__.update(vars(self))
+        clone.times = copy.copy(self.times)
+        clone._runs = {}
         return clone
 
 
@@ -256,29 +281,21 @@ _TIME_VALUES = attrgetter(*(attribute for attribute, _ in _PROFILE_TIMES))
 _ZERO_TIMES = (0,) * len(_PROFILE_TIMES)
 
 
-@dataclass(frozen=True)
-class _ProfileHeaderNames:
-    direction: str
-    logical_direction: str
-    fields: tuple[str, ...]
-    profile_index: str
-    times: tuple[str, ...]
-    flags: tuple[tuple[str, str], ...]
+_PROFILE_FLAGS = ("true", "false", "false")
 
 
 @cache
-def _profile_header_names(prefix: str) -> _ProfileHeaderNames:
-    return _ProfileHeaderNames(
+def _profile_header_names(prefix: str, index: bool) -> tuple[str, ...]:
+    """The names of a profile's headers (:meth:`CallerProfile.header_run`), in order."""
+    return (
         f"{prefix}-Direction",
         f"{prefix}-Logical-Direction",
-        tuple(f"{prefix}-{name}" for _, name in _PROFILE_FIELDS),
-        f"{prefix}-Profile-Index",
-        tuple(f"{prefix}-{name}" for _, name in _PROFILE_TIMES),
-        (
-            (f"{prefix}-Screen-Bit", "true"),
-            (f"{prefix}-Privacy-Hide-Name", "false"),
-            (f"{prefix}-Privacy-Hide-Number", "false"),
-        ),
+        *(f"{prefix}-{name}" for _, name in _PROFILE_FIELDS),
+        *((f"{prefix}-Profile-Index",) if index else ()),
+        *(f"{prefix}-{name}" for _, name in _PROFILE_TIMES),
+        f"{prefix}-Screen-Bit",
+        f"{prefix}-Privacy-Hide-Name",
+        f"{prefix}-Privacy-Hide-Number",
     )
 
 
@@ -331,10 +348,12 @@ class Channel:
         self.read_codec: Codec | None = None
         self.write_codec: Codec | None = None
         self.variables: dict[str, str] = {}
-        # The variables as event headers, kept in step by set_var, and as a
-        # HeaderRun that events share until a variable changes.
-        self._variable_headers: dict[str, tuple[str, str]] = {}
-        self._variable_run: HeaderRun | None = None
+        # Each variable's plain line, in the same order, and the VariableRun
+        # events share until a variable changes.
+        self._variable_lines: dict[str, bytes] = {}
+        self._variable_run: VariableRun | None = None
+        # The channel-state headers of the last event.
+        self._state_run: FieldRun | None = None
         self.other_leg: OtherLeg | None = None
         self.bridged_to: Channel | None = None
         self.bridge_peer: Channel | None = None
@@ -356,8 +375,8 @@ class Channel:
         # DTMF received and not read yet: (arrival time, the read), for uuid_flush_dtmf.
         self._dtmf_queue: list[tuple[float, asyncio.TimerHandle]] = []
         self._vanished = False
-        self._signal = asyncio.Event()
-        self._watchers: list[asyncio.Future[None]] = []
+        # Futures resolved at the next wake(): True, or False by their own timeout.
+        self._watchers: list[asyncio.Future[bool]] = []
         self._redirect: str | None = None
         self._break = False
         self._task: asyncio.Task[None] | None = None
@@ -380,24 +399,12 @@ class Channel:
         Variables change only through here: events reuse their headers until then.
         """
         self._variable_run = None
-        self.variables.pop(name, None)
-        self._variable_headers.pop(name, None)
-        if value:
-            self.variables[name] = value
-            self._variable_headers[name] = (f"variable_{name}", value)
+        set_variables(self.variables, self._variable_lines, ((name, value or ""),))
 
     def set_vars(self, pairs: Iterable[tuple[str, str]]) -> None:
         """:meth:`set_var` for each pair, in order."""
-        # set_var's body, inlined: hangups set a hundred variables at once.
         self._variable_run = None
-        variables = self.variables
-        variable_headers = self._variable_headers
-        for name, value in pairs:
-            variables.pop(name, None)
-            variable_headers.pop(name, None)
-            if value:
-                variables[name] = value
-                variable_headers[name] = (f"variable_{name}", value)
+        set_variables(self.variables, self._variable_lines, pairs)
 
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name)
@@ -436,43 +443,18 @@ class Channel:
         event type decides (:data:`EVENTS_WITH_VARIABLES`).
         """
         headers: Headers = []
-        for part in self._channel_data(event_name, variables):
+        parts: list[Headers | HeaderRun] = []
+        self._channel_data(parts, event_name, variables)
+        for part in parts:
             headers += part.headers if isinstance(part, HeaderRun) else part
         return headers
 
-    def _channel_data(self, event_name: str, variables: bool | None) -> list[Headers | HeaderRun]:
-        """:meth:`channel_data` in parts: what recurs unchanged from event to event
-        (the profiles, the variables) as :class:`HeaderRun` s."""
-        cs = self.callstate
-        headers: Headers = [
-            ("Channel-State", STATE_NAMES[self.running_state]),
-            ("Channel-Call-State", cs),
-            ("Channel-State-Number", str(self.state)),
-            ("Channel-Name", self.name),
-            ("Unique-ID", self.uuid),
-            ("Call-Direction", self.direction),
-            ("Presence-Call-Direction", self.direction),
-            ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
-            ("Channel-Call-UUID", self.variables.get("call_uuid", self.uuid)),
-            ("Answer-State", self.answer_state),
-        ]
-        if self.hangup_cause:
-            headers.append(("Hangup-Cause", self.hangup_cause))
-        if self.read_codec:
-            codec = self.read_codec
-            headers += [
-                ("Channel-Read-Codec-Name", codec.name),
-                ("Channel-Read-Codec-Rate", str(codec.rate)),
-                ("Channel-Read-Codec-Bit-Rate", str(codec.bit_rate)),
-            ]
-        if self.write_codec:
-            codec = self.write_codec
-            headers += [
-                ("Channel-Write-Codec-Name", codec.name),
-                ("Channel-Write-Codec-Rate", str(codec.rate)),
-                ("Channel-Write-Codec-Bit-Rate", str(codec.bit_rate)),
-            ]
-        parts: list[Headers | HeaderRun] = [headers]
+    def _channel_data(
+        self, parts: list[Headers | HeaderRun], event_name: str, variables: bool | None
+    ) -> None:
+        """:meth:`channel_data` in parts, added to ``parts``: what recurs unchanged from
+        event to event (the state, the profiles, the variables) as :class:`HeaderRun` s."""
+        parts.append(self._state_headers())
         if self.profile:
             parts.append(self.profile.header_run("Caller"))
         if self.other_leg:
@@ -480,11 +462,38 @@ class Channel:
             parts.append([("Other-Type", other.kind)])
             parts.append(other.profile.header_run("Other-Leg", index=False, times=other.with_times))
         if variables if variables is not None else event_name in EVENTS_WITH_VARIABLES:
-            run = self._variable_run
-            if run is None:
-                run = self._variable_run = HeaderRun(tuple(self._variable_headers.values()))
-            parts.append(run)
-        return parts
+            parts.append(self._variables())
+
+    def _state_headers(self) -> FieldRun:
+        """Channel-State to the codecs, made again only when one of them changed."""
+        read, write = self.read_codec, self.write_codec
+        values: tuple[str | int, ...] = (
+            STATE_NAMES[self.running_state],
+            self.callstate,
+            self.state,
+            self.name,
+            self.uuid,
+            self.direction,
+            self.direction,
+            "true" if self.hit_dialplan else "false",
+            self.variables.get("call_uuid", self.uuid),
+            self.answer_state,
+            self.hangup_cause or "",
+            *((read.name, read.rate, read.bit_rate) if read else _NO_CODEC),
+            *((write.name, write.rate, write.bit_rate) if write else _NO_CODEC),
+        )
+        run = self._state_run
+        if run is None or run.values != values:
+            run = self._state_run = FieldRun(_STATE_HEADER_NAMES, values, run)
+        return run
+
+    def _variables(self) -> VariableRun:
+        """The variables as a run, made again only after a variable changed."""
+        run = self._variable_run
+        if run is None:
+            plain = b"".join(self._variable_lines.values())
+            run = self._variable_run = VariableRun(dict(self.variables), plain)
+        return run
 
     def make_event(
         self,
@@ -500,11 +509,9 @@ class Channel:
         event = self.node.events.create(name, at, subclass)
         if before:
             event.extend(before)
-        for part in self._channel_data(name, variables):
-            if isinstance(part, HeaderRun):
-                event.extend_run(part)
-            else:
-                event.extend(part)
+        parts = event.parts
+        assert parts is not None  # a new event is in parts
+        self._channel_data(parts, name, variables)
         if after:
             event.extend(after)
         return event
@@ -676,6 +683,16 @@ class Channel:
     def on_hangup(self) -> None:
         """Endpoint work in CS_HANGUP (send BYE/CANCEL/refusal, final variables)."""
 
+    def on_destroy(self) -> None:
+        """The session is over: let go of the other legs.
+
+        Legs refer to each other (bridges, SIP dialogs, loopback pairs); once
+        each drops its links, a call's objects are freed as soon as its last
+        leg goes, instead of waiting, as reference cycles, for the garbage
+        collector (whose full passes grow slow under load).
+        """
+        self.bridged_to = self.bridge_peer = None
+
     def send_dtmf(self, digits: str) -> bool:
         """Send DTMF to whatever is at the far end; False if nothing can receive it."""
         return False
@@ -730,7 +747,7 @@ class Channel:
         Each digit is read when its tone ends; the next one starts after a gap
         as long as a tone, as FreeSWITCH paces queued DTMF.
         """
-        loop = asyncio.get_running_loop()
+        loop = self.node.loop
         text, _, duration = digits.partition("@")
         ms = _int(duration, DTMF_MS)
         delay = 0.0
@@ -750,14 +767,14 @@ class Channel:
 
     def flush_dtmf(self) -> None:
         """``switch_channel_flush_dtmf``: drop the digits received and not read yet."""
-        now = asyncio.get_running_loop().time()
+        now = self.node.loop.time()
         for arrival, read in self._dtmf_queue:
             if arrival <= now:
                 read.cancel()
         self._dtmf_queue = [(a, r) for a, r in self._dtmf_queue if not r.cancelled()]
 
     def _read_dtmf(self, digit: str, ms: int, source: str) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.node.loop.time()
         self._dtmf_queue = [(a, r) for a, r in self._dtmf_queue if r.when() > now]
         if not self.is_up:
             return
@@ -783,7 +800,7 @@ class Channel:
 
     def start(self) -> None:
         """Start the session task."""
-        self._task = asyncio.get_running_loop().create_task(self._session())
+        self._task = self.node.loop.create_task(self._session())
 
     async def _session(self) -> None:
         try:
@@ -803,6 +820,7 @@ class Channel:
                 # Even a failing teardown must not leave the node waiting for this channel.
                 self.node.remove_channel(self)
                 self.done.set()
+                self.on_destroy()
 
     def vanish(self) -> None:
         """The process died: the channel is gone at once, with no event and no signalling."""
@@ -822,29 +840,28 @@ class Channel:
 
     def wake(self) -> None:
         """Something changed: wake the session task and whoever waits in :meth:`until`."""
-        self._signal.set()
         watchers, self._watchers = self._watchers, []
         for watcher in watchers:
             if not watcher.done():
-                watcher.set_result(None)
+                watcher.set_result(True)
 
-    def add_watcher(self, watcher: asyncio.Future[None]) -> None:
-        """Resolve ``watcher`` at the channel's next change."""
+    def add_watcher(self, watcher: asyncio.Future[bool]) -> None:
+        """Resolve ``watcher`` (with True) at the channel's next change."""
         self._watchers.append(watcher)
+
+    def _next_change(self, timeout: float | None) -> Awaitable[bool]:
+        """What to await for the next :meth:`wake` (True) or ``timeout`` seconds (False)."""
+        return next_change(self.node.loop, (self,), timeout)
 
     async def until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until ``predicate()`` holds, checking at each change; False on timeout."""
-        loop = asyncio.get_running_loop()
+        loop = self.node.loop
         deadline = None if timeout is None else loop.time() + timeout
         while not predicate():
-            watcher: asyncio.Future[None] = loop.create_future()
-            self._watchers.append(watcher)
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(watcher, remaining)
-            except asyncio.TimeoutError:
+            if not await self._next_change(remaining):
                 return predicate()
         return True
 
@@ -859,22 +876,17 @@ class Channel:
         Returns True when the full ``timeout`` elapsed. ``media=True`` also stops
         on ``uuid_break`` (media applications).
         """
-        loop = asyncio.get_running_loop()
+        loop = self.node.loop
         deadline = None if timeout is None else loop.time() + timeout
         while not self.interrupted and not (media and self._break):
             if self._private:
                 await self._parse_private(self._private.popleft())
                 continue
-            self._signal.clear()
             if deadline is None:
-                await self._signal.wait()
+                await self._next_change(None)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return True
-            try:
-                await asyncio.wait_for(self._signal.wait(), remaining)
-            except asyncio.TimeoutError:
+            if remaining <= 0 or not await self._next_change(remaining):
                 return True
         return False
 
@@ -941,7 +953,7 @@ class Channel:
             if self.direction != "inbound":
                 return False
             self.pre_answer()
-        app_uuid = app_uuid or str(uuid_module.uuid4())
+        app_uuid = app_uuid or ids.new_uuid()
         self.set_var("current_application", name)
         self.set_var("current_application_data", arg)
         self.set_var("current_application_response", None)
@@ -1051,62 +1063,51 @@ class Channel:
         """``switch_channel_set_timestamps``: the CDR variables of HANGUP_COMPLETE."""
         times = self.profile.times if self.profile else ProfileTimes()
         end = times.hungup or self.now_us()
+        start, answered = times.created, times.answered
         out: Headers = [("digits_dialed", self.digits_dialed or "none")]
-        stamps = [
-            ("start", times.created),
-            ("profile_start", times.profile_created),
-            ("answer", times.answered),
-            ("bridge", times.bridged),
-            ("resurrect", times.resurrected),
-            ("progress", times.progress),
-            ("progress_media", times.progress_media),
-            ("end", end),
-        ]
-        out += [(f"{label}_stamp", _local_stamp(t)) for label, t in stamps if t]
-        epochs = [
-            ("start", times.created),
-            ("profile_start", times.profile_created),
-            ("answer", times.answered),
-            ("bridge", times.bridged),
-            ("last_hold", times.last_hold),
-        ]
-        for label, t in epochs:
-            out += [(f"{label}_epoch", str(t // 1_000_000)), (f"{label}_uepoch", str(t))]
+        stamps = (
+            start,
+            times.profile_created,
+            answered,
+            times.bridged,
+            times.resurrected,
+            times.progress,
+            times.progress_media,
+            end,
+        )
+        out += [(name, _local_stamp(t)) for name, t in zip(_STAMP_NAMES, stamps, strict=True) if t]
+        epochs = (start, times.profile_created, answered, times.bridged, times.last_hold)
+        for (epoch, uepoch), t in zip(_EPOCH_NAMES, epochs, strict=True):
+            out += ((epoch, str(t // 1_000_000)), (uepoch, str(t)))
         accum = times.hold_accum
-        out += [
+        out += (
             ("hold_accum_seconds", str(accum // 1_000_000)),
             ("hold_accum_usec", str(accum)),
             ("hold_accum_ms", str(accum // 1000)),
-        ]
-        for label, t in [
-            ("resurrect", times.resurrected),
-            ("progress", times.progress),
-            ("progress_media", times.progress_media),
-            ("end", end),
-        ]:
-            out += [(f"{label}_epoch", str(t // 1_000_000)), (f"{label}_uepoch", str(t))]
+        )
+        late_epochs = (times.resurrected, times.progress, times.progress_media, end)
+        for (epoch, uepoch), t in zip(_LATE_EPOCH_NAMES, late_epochs, strict=True):
+            out += ((epoch, str(t // 1_000_000)), (uepoch, str(t)))
         if self.app_log:
             last_app, last_arg = self.app_log[-1]
-            out += [("last_app", last_app), ("last_arg", last_arg)]
+            out += (("last_app", last_app), ("last_arg", last_arg))
         profile = self.profile
         if profile and profile.caller_id_name:
             caller_id = f'"{profile.caller_id_name}" <{profile.caller_id_number}>'
         else:
             caller_id = profile.caller_id_number if profile else ""
         out.append(("caller_id", caller_id))
-        start = times.created
-        spans = [
-            ("duration", start, end),
-            ("billsec", times.answered, end),
-            ("progresssec", start, times.progress),
-            ("answersec", start, times.answered),
-            ("waitsec", start, times.bridged),
-            ("progress_mediasec", start, times.progress_media),
-            ("flow_billsec", start, end if times.answered else 0),
-        ]
-        for divisor, unit in ((1_000_000, "sec"), (1000, "msec"), (1, "usec")):
-            for label, since, until in spans:
-                name = label.replace("sec", unit) if label != "duration" else _DURATION[unit]
+        spans = (
+            (start, end),
+            (answered, end),
+            (start, times.progress),
+            (start, answered),
+            (start, times.bridged),
+            (start, times.progress_media),
+            (start, end if answered else 0),
+        )
+        for divisor, names in _SPAN_NAMES:
+            for name, (since, until) in zip(names, spans, strict=True):
                 value = until // divisor - since // divisor if since and until else 0
                 out.append((name, str(value)))
         return out
@@ -1170,7 +1171,48 @@ class Channel:
         return self.uuid if self.direction == "outbound" else ""
 
 
+# The names of the CDR variables (cdr_variables), in the order they are set.
+_STAMP_NAMES = tuple(
+    f"{label}_stamp"
+    for label in (
+        "start",
+        "profile_start",
+        "answer",
+        "bridge",
+        "resurrect",
+        "progress",
+        "progress_media",
+        "end",
+    )
+)
+_EPOCH_NAMES = tuple(
+    (f"{label}_epoch", f"{label}_uepoch")
+    for label in ("start", "profile_start", "answer", "bridge", "last_hold")
+)
+_LATE_EPOCH_NAMES = tuple(
+    (f"{label}_epoch", f"{label}_uepoch")
+    for label in ("resurrect", "progress", "progress_media", "end")
+)
 _DURATION = {"sec": "duration", "msec": "mduration", "usec": "uduration"}
+#: (divisor, names of the spans) for seconds, milliseconds and microseconds.
+_SPAN_NAMES = tuple(
+    (
+        divisor,
+        tuple(
+            label.replace("sec", unit) if label != "duration" else _DURATION[unit]
+            for label in (
+                "duration",
+                "billsec",
+                "progresssec",
+                "answersec",
+                "waitsec",
+                "progress_mediasec",
+                "flow_billsec",
+            )
+        ),
+    )
+    for divisor, unit in ((1_000_000, "sec"), (1000, "msec"), (1, "usec"))
+)
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 #: Default DTMF tone length in milliseconds (2000 samples at 8 kHz).
@@ -1179,8 +1221,45 @@ DTMF_MS = 250
 DTMF_READ_DELAY = 0.02
 
 
+def next_change(
+    loop: asyncio.AbstractEventLoop, channels: Iterable[Channel], timeout: float | None
+) -> Awaitable[bool]:
+    """What to await for the next :meth:`Channel.wake` of any of ``channels`` (True)
+    or for ``timeout`` seconds (False).
+
+    A future of ``loop`` (and a timer), not asyncio.wait_for: that looks the
+    running loop up (a system call on Python 3.11) and wraps what it waits
+    for in a task. Without a timeout it is the future itself, not a coroutine:
+    a parked channel keeps no more than that waiting.
+    """
+    watcher: asyncio.Future[bool] = loop.create_future()
+    for channel in channels:
+        channel.add_watcher(watcher)
+    if timeout is None:
+        return watcher
+    return _until_time_out(watcher, loop.call_later(timeout, _time_out, watcher))
+
+
+async def _until_time_out(watcher: asyncio.Future[bool], timer: asyncio.TimerHandle) -> bool:
+    try:
+        return await watcher
+    finally:
+        timer.cancel()
+
+
+def _time_out(watcher: asyncio.Future[bool]) -> None:
+    if not watcher.done():
+        watcher.set_result(False)
+
+
 def _local_stamp(microseconds: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(microseconds / 1_000_000))
+    return _local_second(microseconds // 1_000_000)
+
+
+@lru_cache(maxsize=64)
+def _local_second(second: int) -> str:
+    # Cached: a call's stamps fall in a few seconds, shared by the calls around it.
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
 
 
 def _header(headers: Headers, name: str) -> str | None:

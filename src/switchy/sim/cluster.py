@@ -18,10 +18,10 @@ through it (``;fs_path=sip:<cluster.dut_address>``) to their Request-URI.
 from __future__ import annotations
 
 import socket
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from switchy import ids
 from switchy.sim.dut import DUTSettings, SimulatedDUT
 from switchy.sim.events import NodeIdentity
 from switchy.sim.server import ESLServer
@@ -108,7 +108,7 @@ class Cluster:
             sip_port = sip_socket.getsockname()[1]
             node = Node(
                 identity=NodeIdentity(
-                    core_uuid=str(uuid.uuid4()), switchname=f"switchy-sim-{index + 1}"
+                    core_uuid=ids.new_uuid(), switchname=f"switchy-sim-{index + 1}"
                 ),
                 sip_ip=self.host,
                 sip_port=sip_port,

@@ -23,6 +23,7 @@ consumed again at each level.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -186,11 +187,35 @@ def separate_string(text: str, delim: str, limit: int | None = None) -> list[str
         delim, text = text[2], text[3:]
     if limit <= 0 or not text:
         return []
+    if _ESCAPE not in text and "'" not in text:
+        # Nothing quoted or escaped (nearly every dial string): str methods find
+        # the same parts, and cleaning a part only trims its spaces.
+        return _plain_split(text, delim, limit)
     if delim == " ":
         spans = _blank_spans(text, limit)
         return [cleanup_token(text[start:end], "") for start, end in spans]
     spans = _char_spans(text, delim, limit)
     return [cleanup_token(text[start:end], delim) for start, end in spans]
+
+
+_SPACES = re.compile(" +")
+
+
+def _plain_split(text: str, delim: str, limit: int) -> list[str]:
+    """:func:`separate_string` of a non-empty ``text`` without quotes or backslashes."""
+    if delim == " ":
+        words = text.lstrip(" ")
+        if not words:
+            return [""]  # only blanks: one empty word
+        # Runs of blanks separate words; blanks ending the text open no word.
+        # (re.split takes a maxsplit of 0 as no limit.)
+        parts = _SPACES.split(words, limit - 1) if limit > 1 else [words]
+    else:
+        # A delimiter ending the text opens no empty part.
+        parts = text.split(delim, limit - 1) if delim else [text]
+    if len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    return [part.strip(" ") for part in parts]
 
 
 def separate_args(text: str, limit: int | None = None) -> list[str]:
@@ -210,6 +235,8 @@ def cleanup_token(token: str, delim: str) -> str:
     is open); ``\\'``, ``\\"``, ``\\\\`` and ``\\<delim>`` stand for the character,
     ``\\n \\r \\t \\s`` for newline, CR, tab and space; any other backslash is kept.
     """
+    if _ESCAPE not in token and "'" not in token:
+        return token.strip(" ")
     out: list[str] = []
     end = 0
     last_quote = token.rfind("'")
@@ -304,6 +331,11 @@ def _find_end_paren(text: str, opener: str, closer: str) -> int | None:
     start = len(text) - len(text.lstrip(" "))
     if text[start : start + 1] != opener:
         return None
+    close = text.find(closer, start + 1)
+    if close < 0:
+        return None
+    if text.find(opener, start + 1, close) < 0:
+        return close  # nothing nested
     depth = 1
     for index in range(start + 1, len(text)):
         char = text[index]
@@ -364,6 +396,8 @@ def _mark_block_commas(group: str) -> str:
     byte: the quoted ones, and all those of a ``[^^X...]`` block, turn back into
     commas before the block is read; the others become the block's delimiter.
     """
+    if "[" not in group:
+        return group
     chars = list(group)
     end: int | None = None
     quoted = False

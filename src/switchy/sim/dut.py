@@ -170,7 +170,7 @@ class SimulatedDUT:
             if uac.is_up:
                 uac.remote_refused(status, "", SIP_PHRASES.get(status))
 
-        asyncio.get_running_loop().call_soon(deliver)
+        uac.node.loop.call_soon(deliver)
 
     def _forward(self, call: _ProxiedCall) -> None:
         status = self.network.relay_invite(call.uac, call.hop)
@@ -190,19 +190,25 @@ class SimulatedDUT:
 class _ProxiedCall:
     """One INVITE through the DUT, then the dialog it made, until it ends."""
 
-    __slots__ = ("_dut", "_ended", "_timer", "hop", "uac")
+    __slots__ = ("_dut", "_ended", "_timer", "branch", "uac")
 
     def __init__(self, dut: SimulatedDUT, uac: SofiaChannel) -> None:
         self._dut = dut
         self.uac = uac
-        self.hop = ProxyHop(dut.host, dut.port, new_branch(), self.observe)
+        self.branch = new_branch()
         self._timer: asyncio.Handle | None = None
         self._ended = False
+
+    @property
+    def hop(self) -> ProxyHop:
+        """The DUT on the dialog's path. Made when needed and not kept: it refers back
+        to the call, and a cycle would keep the call's legs for the garbage collector."""
+        return ProxyHop(self._dut.host, self._dut.port, self.branch, self.observe)
 
     def hold(self, delay: float) -> None:
         """Forward the INVITE after ``delay`` seconds, unless the caller cancels first."""
         self.uac.cancel_pending_invite = self.cancel
-        loop = asyncio.get_running_loop()
+        loop = self.uac.node.loop
         if delay > 0:
             self._timer = loop.call_later(delay, self._forward)
         else:

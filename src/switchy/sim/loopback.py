@@ -8,9 +8,9 @@ the ``-a`` leg (outbound, what originate gets) and its ``-b`` partner
 
 from __future__ import annotations
 
-import uuid as uuid_module
 from typing import TYPE_CHECKING
 
+from switchy import ids
 from switchy.sim.calling import At
 from switchy.sim.channel import (
     CS_CONSUME_MEDIA,
@@ -58,9 +58,7 @@ class LoopbackChannel(Channel):
         exten = parts[0]
         context = parts[1] if len(parts) > 1 and parts[1] else "default"
         dialplan = parts[2] if len(parts) > 2 and parts[2] else "xml"
-        a = cls(
-            node, uuid=str(uuid_module.uuid4()), name=f"loopback/{data}-a", direction="outbound"
-        )
+        a = cls(node, uuid=ids.new_uuid(), name=f"loopback/{data}-a", direction="outbound")
         a.set_vars(
             [
                 ("direction", "outbound"),
@@ -145,7 +143,7 @@ class LoopbackChannel(Channel):
         exten = self.profile_destination
         b = LoopbackChannel(
             self.node,
-            uuid=str(uuid_module.uuid4()),
+            uuid=ids.new_uuid(),
             name=f"loopback/{exten}-b",
             direction="inbound",
         )
@@ -206,6 +204,10 @@ class LoopbackChannel(Channel):
 
     def on_hangup(self) -> None:
         self.set_var("is_loopback", "1")
+
+    def on_destroy(self) -> None:
+        super().on_destroy()
+        self.partner = None
 
     @property
     def media_peer(self) -> Channel | None:

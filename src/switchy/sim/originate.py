@@ -11,14 +11,14 @@ together and the first to answer (or to send early media, unless
 from __future__ import annotations
 
 import asyncio
-import uuid as uuid_module
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from switchy import ids
 from switchy.sim.apps import application, transfer_channel
 from switchy.sim.calling import At
 from switchy.sim.causes import str2cause
-from switchy.sim.channel import Channel
+from switchy.sim.channel import Channel, next_change
 from switchy.sim.dialstring import (
     DialGroup,
     DialLeg,
@@ -136,7 +136,7 @@ def _create_leg(dial: _Dial, leg: DialLeg, early_ok: bool) -> Channel | str:
         return str2cause(target, default="USER_BUSY")
     if technology not in ("sofia", "loopback"):
         return "CHAN_NOT_IMPLEMENTED"
-    uuid = variables.get("origination_uuid") or str(uuid_module.uuid4())
+    uuid = variables.get("origination_uuid") or ids.new_uuid()
     if not node.accepts_outbound() or node.has_channel(uuid):
         # switch_core_session_request_uuid returned NULL (session limit, sps, duplicate uuid).
         return "DESTINATION_OUT_OF_ORDER"
@@ -209,7 +209,7 @@ async def _ring(
     With an a-leg (``caller``), ringing and early media of the legs reach it,
     and its hangup cancels them.
     """
-    loop = asyncio.get_running_loop()
+    loop = legs[0].node.loop
     start = loop.time()
     deadlines = {
         leg: start + min(timelimit, _atoi(leg.variables.get("leg_timeout", ""), timelimit))
@@ -246,14 +246,10 @@ async def _ring(
             if failed:
                 cause = failed[-1].hangup_cause or cause
             return _Outcome(None, group.failure_cause or cause)
-        changed: asyncio.Future[None] = loop.create_future()
-        for leg in [*alive, *([caller] if caller is not None else [])]:
-            leg.add_watcher(changed)
         remaining = min(deadlines[leg] for leg in alive) - loop.time()
+        watched = [*alive, *([caller] if caller is not None else [])]
         try:
-            await asyncio.wait_for(changed, max(remaining, 0))
-        except asyncio.TimeoutError:
-            pass
+            await next_change(loop, watched, max(remaining, 0))
         except asyncio.CancelledError:
             for leg in alive:
                 leg.hangup("ORIGINATOR_CANCEL")
@@ -330,9 +326,9 @@ async def bridge_application(channel: Channel, arg: str) -> None:
         channel.set_other_leg("originatee", peer.profile, with_times=True)
     if channel.profile is not None:
         channel.profile.times.bridged = channel.now_us()
-    ids = [("Bridge-A-Unique-ID", channel.uuid), ("Bridge-B-Unique-ID", peer.uuid)]
+    legs = [("Bridge-A-Unique-ID", channel.uuid), ("Bridge-B-Unique-ID", peer.uuid)]
     peer.redirect("exchange")
-    channel.fire("CHANNEL_BRIDGE", At.BRIDGE, before=ids)
+    channel.fire("CHANNEL_BRIDGE", At.BRIDGE, before=legs)
     # The bridge loop updates both displays after its first 20 ms media frame (trace 08).
     if await channel.wait(MEDIA_FRAME) and peer.is_up:
         for leg, other in ((peer, channel), (channel, peer)):
@@ -340,7 +336,7 @@ async def bridge_application(channel: Channel, arg: str) -> None:
     await channel.until(lambda: not channel.is_up or not peer.is_up, None)
     if peer.is_up:
         peer.hangup(channel.hangup_cause or "NORMAL_CLEARING")
-    channel.fire("CHANNEL_UNBRIDGE", At.UNBRIDGE, before=ids)
+    channel.fire("CHANNEL_UNBRIDGE", At.UNBRIDGE, before=legs)
     channel.bridged_to = None
     if peer.hangup_cause:
         channel.set_var("bridge_hangup_cause", peer.hangup_cause)

@@ -11,16 +11,15 @@ behaviour that neither the traces nor ESL_PROTOCOL.md show, a comment says
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from switchy import ids
 from switchy.errors import ProtocolError
 from switchy.sim import wire
 from switchy.sim.api import UnknownCommand
@@ -433,9 +432,14 @@ class ESLServer:
         """
         name = command.strip(_C_SPACE)
         args = "" if arg is None else arg.strip(_C_SPACE)
-        event = self.node.events.create("API", _API_CALLING)
-        event.add("API-Command", name)
-        event.add("API-Command-Argument", args)
+        factory = self.node.events
+        event = None
+        if factory.wanted("API"):
+            event = factory.create("API", _API_CALLING)
+            event.add("API-Command", name)
+            event.add("API-Command-Argument", args)
+        else:
+            factory.skip()  # nobody takes API events: not built, still numbered
         try:
             output, found = await self._run_api(name, args), True
         except UnknownCommand:
@@ -443,7 +447,8 @@ class ESLServer:
         except Exception:
             logger.exception("simulated API command %r %r failed", name, args)
             output, found = "", False
-        self.node.fire(event)
+        if event is not None:
+            self.node.fire(event)
         return output, found
 
     async def _run_api(self, name: str, args: str) -> str:
@@ -478,7 +483,7 @@ class ESLServer:
         """``api bgapi <cmd>``: mod_commands' bgapi, with its own reply and job event."""
         if not args:
             return "-ERR Invalid syntax\n"
-        job_uuid = str(uuid.uuid4())
+        job_uuid = ids.new_uuid()
         command, space, arg = args.partition(" ")
         self._spawn(self._commands_job(job_uuid, command, arg if space else None))
         return f"+OK Job-UUID: {job_uuid}\n"
@@ -494,7 +499,7 @@ class ESLServer:
         self.node.fire(event)
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(job)
+        task = self.node.loop.create_task(job)
         self._jobs.add(task)
         task.add_done_callback(self._job_done)
 
@@ -502,6 +507,49 @@ class ESLServer:
         self._jobs.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("background job failed", exc_info=task.exception())
+
+
+class _Signal:
+    """asyncio.Event's set, clear and wait, for one waiter at a time, with a timeout.
+
+    Bound to its loop from the start: asyncio.Event looks the running loop up
+    at every wait, a system call (getpid) on Python 3.11, and a listener waits
+    for every event it is sent.
+    """
+
+    __slots__ = ("_flag", "_loop", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._flag = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Return once set, or after ``timeout`` seconds."""
+        if self._flag:
+            return
+        waiter = self._waiter = self._loop.create_future()
+        timer = None if timeout is None else self._loop.call_later(timeout, _release, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Listener:
@@ -518,9 +566,10 @@ class _Listener:
         self._peer_ip: str = peer[0] if peer else ""
         self._packets = wire.PacketReader()
         self._input_ended = False
-        self._input_wanted = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._input_wanted = _Signal(loop)
         self._input_wanted.set()
-        self._wakeup = asyncio.Event()
+        self._wakeup = _Signal(loop)
         self._closed = asyncio.Event()
         self._closing = False
         self._stop_after_reply = False
@@ -653,8 +702,7 @@ class _Listener:
             if timeout is not None and timeout <= 0:
                 self.finish(wire.GOODBYE)
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            await self._wakeup.wait(timeout)
 
     async def _handle(self, packet: wire.Packet) -> None:
         if not self._server._replies_flowing.is_set():
@@ -677,7 +725,7 @@ class _Listener:
             # One write for what is queued: the bytes on the wire are the same.
             batch = min(len(queue), _FLUSH_BATCH)
             fmt = self._format
-            self._write(b"".join([wire.event_frame(queue.popleft(), fmt) for _ in range(batch)]))
+            self._write(wire.event_frames([queue.popleft() for _ in range(batch)], fmt))
             await self._drain()
 
     def _write(self, frame: bytes) -> None:
@@ -980,7 +1028,7 @@ class _Listener:
 
     def _sendevent(self, command: str, packet: wire.Packet) -> str:
         """Fire the packet as an event: its headers, Event-UUID, then the standard prefix."""
-        event_uuid = str(uuid.uuid4())
+        event_uuid = ids.new_uuid()
         headers = list(packet.headers)
         for index, (key, value) in enumerate(headers):
             if _lower(key) == "command":
@@ -1020,7 +1068,7 @@ class _Listener:
         if not self._api_allowed(name, arg if space else None):
             return _reply("-ERR permission denied")
         given = packet.get("Job-UUID")
-        job_uuid = str(uuid.uuid4()) if given is None else _snprintf(given, _JOB_UUID_MAX)
+        job_uuid = ids.new_uuid() if given is None else _snprintf(given, _JOB_UUID_MAX)
         self._server._start_job(job_uuid, self._session_uuid or "", name, arg if space else None)
         return wire.raw_command_reply(
             f"Reply-Text: +OK Job-UUID: {job_uuid}\nJob-UUID: {job_uuid}\n\n"

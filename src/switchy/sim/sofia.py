@@ -19,15 +19,15 @@ dialog's path (Record-Route), as a :class:`ProxyHop`.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
-import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
+from switchy import ids
 from switchy.sim.calling import At
 from switchy.sim.causes import CAUSE_CODES, SIP_PHRASES, cause_to_sip, sip_to_cause
 from switchy.sim.channel import (
@@ -138,7 +138,7 @@ class SipNetwork:
             proxy.receive_invite(uac)
             return
         profile = self.lookup(next_hop)
-        loop = asyncio.get_running_loop()
+        loop = uac.node.loop
         if profile is None:
             # Nothing listens there: on loopback the ICMP error fails the INVITE at once (trace 04).
             loop.call_soon(_refuse_unreachable, uac, "Service Unavailable")
@@ -299,7 +299,7 @@ class Dialog:
         self.uas = uas
         self.hop = hop
         self.call_id = (
-            f"{uuid_module.uuid4().hex[:8]}-{random.randrange(1 << 16):04x}-1240-13b9-f2ec5493930f"
+            f"{ids.new_uuid()[:8]}-{random.randrange(1 << 16):04x}-1240-13b9-f2ec5493930f"
         )
         self.from_tag = _token(13)
         self.to_tag = _token(13)
@@ -328,7 +328,7 @@ class Dialog:
             if receiver.is_up:
                 action()
 
-        asyncio.get_running_loop().call_soon(deliver)
+        receiver.node.loop.call_soon(deliver)
 
 
 class SofiaChannel(Channel):
@@ -509,7 +509,7 @@ class SofiaChannel(Channel):
         caller = uac.profile or CallerProfile("outbound", "outbound")
         number = caller.caller_id_number or DEFAULT_CALLER_NUMBER
         display = caller.caller_id_name or number
-        uuid = str(uuid_module.uuid4())
+        uuid = ids.new_uuid()
         name = f"sofia/{profile.name}/{number}@{uac_profile.ip}"
         channel = cls(node, profile, uuid=uuid, name=name, direction="inbound")
         channel.state = channel.running_state = CS_NEW
@@ -762,6 +762,11 @@ class SofiaChannel(Channel):
             else:
                 self.sip_profile.failed_calls_in += 1
 
+    def on_destroy(self) -> None:
+        super().on_destroy()
+        self.dialog = None
+        self.cancel_pending_invite = None
+
     def send_display_update(self) -> None:
         """An INFO ``message/update_display`` to the far end, which fires RECV_INFO."""
         dialog = self.dialog
@@ -941,7 +946,7 @@ class SofiaChannel(Channel):
         self._far_end_done = True
         self.set_vars(
             [
-                ("sip_call_id", f"{uuid_module.uuid4().hex[:8]}-648d-1240-13b9-f2ec5493930f"),
+                ("sip_call_id", f"{ids.new_uuid()[:8]}-648d-1240-13b9-f2ec5493930f"),
                 ("sip_local_network_addr", self.sip_profile.ip),
                 ("sip_reply_port", "0"),
                 ("sip_network_port", "0"),
@@ -1009,12 +1014,17 @@ def _codec_variables() -> Headers:
     ]
 
 
-def _rtp_statistics(channel: Channel) -> Headers:
+def _rtp_statistics(channel: Channel) -> tuple[tuple[str, str], ...]:
     """The RTP counters a media leg reports at hangup: 20 ms PCMU packets both ways."""
     times = channel.profile.times if channel.profile else None
     start = (times.answered or times.progress_media) if times else 0
     ms = max(channel.now_us() - start, 0) // 1000 if start else 0
-    packets = ms // 20
+    return _rtp_counters(ms // 20)
+
+
+@lru_cache(maxsize=1024)
+def _rtp_counters(packets: int) -> tuple[tuple[str, str], ...]:
+    # Cached: calls of the same length report the same counters.
     names = [
         ("in_raw_bytes", packets * 172),
         ("in_media_bytes", packets * 160),
@@ -1050,7 +1060,7 @@ def _rtp_statistics(channel: Channel) -> Headers:
         ("rtcp_octet_count", 0),
     ]
     out += [(f"rtp_audio_{name}", str(value)) for name, value in outbound]
-    return out
+    return tuple(out)
 
 
 def _refuse_unreachable(uac: SofiaChannel, phrase: str) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from switchy import ids
 from switchy.sim.api import COMMANDS, ApiHandler, UnknownCommand, uptime_text
 from switchy.sim.bert import BertErrorModel
 from switchy.sim.channel import Channel
@@ -33,16 +32,14 @@ DEFAULT_RTP_TIMEOUT = 300.0
 _API_CALLING = ("switch_loadable_module.c", "switch_api_execute", 2954)
 
 
-@dataclass
-class _Window:
-    """A count over one second, for sessions-per-second accounting."""
-
-    second: int = 0
-    count: int = 0
-
-
 class SessionStats:
-    """The core's session counters: ``status`` and HEARTBEAT report them."""
+    """The core's session counters: ``status`` and HEARTBEAT report them.
+
+    The five-minute peaks keep one sample per second (the sessions created in
+    it, the most sessions at once in it), not one per session: at a thousand
+    sessions a second, five minutes of samples would hold hundreds of
+    thousands of them.
+    """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -50,42 +47,49 @@ class SessionStats:
         self.peak = 0
         self.sps_peak = 0
         self.last_sps = 0
-        self._window = _Window()
-        self._peaks: deque[tuple[float, int]] = deque()
-        self._sps_peaks: deque[tuple[float, int]] = deque()
+        # The current second: its number, the sessions created in it, the most at once.
+        self._second = 0
+        self._created = 0
+        self._most = 0
+        # (second, sessions created in it, most sessions at once in it) of the seconds before.
+        self._seconds: deque[tuple[int, int, int]] = deque()
 
     def sps_now(self) -> int:
         """Sessions created in the current second."""
         self._roll()
-        return self._window.count
+        return self._created
 
     def created(self, count: int) -> None:
         self.since_startup += 1
         self._roll()
-        self._window.count += 1
-        now = self._clock()
-        self.sps_peak = max(self.sps_peak, self._window.count)
-        self._sps_peaks.append((now, self._window.count))
+        self._created += 1
+        self.sps_peak = max(self.sps_peak, self._created)
         self.peak = max(self.peak, count)
-        self._peaks.append((now, count))
+        self._most = max(self._most, count)
 
     def peak_five_minutes(self) -> int:
-        return self._recent_max(self._peaks)
+        return max(self._recent(2), default=0)
 
     def sps_peak_five_minutes(self) -> int:
-        return self._recent_max(self._sps_peaks)
+        return max(self._recent(1), default=0)
 
-    def _recent_max(self, samples: deque[tuple[float, int]]) -> int:
+    def _recent(self, column: int) -> list[int]:
+        """One column of the samples of the last five minutes, the current second's too."""
+        self._roll()
         horizon = self._clock() - _FIVE_MINUTES
-        while samples and samples[0][0] < horizon:
+        samples = self._seconds
+        while samples and samples[0][0] + 1 <= horizon:
             samples.popleft()
-        return max((value for _, value in samples), default=0)
+        current = (self._second, self._created, self._most)
+        return [sample[column] for sample in (*samples, current) if sample[1]]
 
     def _roll(self) -> None:
         second = int(self._clock())
-        if second != self._window.second:
-            self.last_sps = self._window.count if second == self._window.second + 1 else 0
-            self._window = _Window(second)
+        if second != self._second:
+            if self._created:
+                self._seconds.append((self._second, self._created, self._most))
+            self.last_sps = self._created if second == self._second + 1 else 0
+            self._second, self._created, self._most = second, 0, 0
 
 
 class Node:
@@ -140,7 +144,7 @@ class Node:
         rtp_timeout: float | None = DEFAULT_RTP_TIMEOUT,
         bert_errors: BertErrorModel | None = None,
     ) -> None:
-        self.identity = identity or NodeIdentity(core_uuid=str(uuid.uuid4()))
+        self.identity = identity or NodeIdentity(core_uuid=ids.new_uuid())
         self.clock = clock
         self.events = EventFactory(self.identity, clock)
         self.started_at = clock()
@@ -184,6 +188,19 @@ class Node:
         self._heartbeat: asyncio.Task[None] | None = None
         self._api_tasks: set[asyncio.Task[Any]] = set()
         self._media_timers: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the node runs on.
+
+        Looked up once: asyncio's lookup of the running loop makes a system
+        call (getpid) on Python 3.11, and channels need the loop at every step.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     # -- events -------------------------------------------------------------
 
@@ -215,7 +232,7 @@ class Node:
         handler = self._commands.get(command.lower())
         if handler is None:
             raise UnknownCommand(command)
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         if task is not None:
             self._api_tasks.add(task)
         try:
@@ -498,7 +515,7 @@ class Node:
             raise RuntimeError("the node is running: shutdown() or crash() it first")
         if self._channels:
             await self.wait_channels_gone()
-        self.identity.core_uuid = str(uuid.uuid4())
+        self.identity.core_uuid = ids.new_uuid()
         self.global_variables["core_uuid"] = self.identity.core_uuid
         self.events.sequence = 0
         self.started_at = self.clock()

@@ -12,14 +12,13 @@ comes back out unchanged (:func:`to_bytes` / :func:`from_bytes`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
-from urllib.parse import quote
 
 from switchy.errors import ProtocolError
-from switchy.sim.events import SimEvent
+from switchy.sim.events import HeaderRun, SimEvent
+from switchy.sim.plain import from_bytes, plain_lines, to_bytes, url_encode
 
 __all__ = [
     "GOODBYE",
@@ -38,6 +37,7 @@ __all__ = [
     "command_reply",
     "disconnect_notice",
     "event_frame",
+    "event_frames",
     "from_bytes",
     "linger_notice",
     "raw_command_reply",
@@ -73,16 +73,6 @@ REPLY_MAX = 511
 _REJECTION = "Access Denied, go away.\n"
 
 
-def to_bytes(text: str) -> bytes:
-    """Encode simulator text back into the bytes it came from."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def from_bytes(data: bytes) -> str:
-    """Decode wire bytes without losing any of them."""
-    return data.decode("utf-8", "surrogateescape")
-
-
 def truncate(data: bytes, size: int) -> bytes:
     """What ``snprintf`` into a buffer of ``size + 1`` bytes keeps of ``data``."""
     return data[:size]
@@ -110,74 +100,7 @@ def c_atoi(text: str) -> int:
     return (value + (1 << 31)) % _INT32 - (1 << 31)
 
 
-# -- URL encoding (switch_utils.c:switch_url_encode_opt) ---------------------------
-
-# quote() always keeps letters, digits and "_.-~"; these are FreeSWITCH's other
-# never-encoded characters. Everything else (the SWITCH_URL_UNSAFE set, bytes
-# below 0x20 or above 0x7E) becomes %XX with uppercase hex, as FreeSWITCH does.
-_URL_SAFE = "!$'()*,/"
-_PASS_THROUGH = re.compile(rb"%[0-9A-F]{2}")
-# Any character url_encode would change: most values have none.
-_URL_UNSAFE = re.compile(r"[^A-Za-z0-9_.~!$'()*,/-]")
-
-
-def url_encode(value: str) -> str:
-    """Encode ``value`` exactly as ``switch_url_encode`` does for plain events.
-
-    A ``%`` followed by two characters of ``0-9A-F`` (uppercase only) is copied
-    verbatim, so the encoding is lossy; UTF-8 bytes are encoded one by one.
-    """
-    if _URL_UNSAFE.search(value) is None:
-        return value
-    return _url_encode(value)
-
-
-@lru_cache(maxsize=8192)
-def _url_encode(value: str) -> str:
-    # Cached: a channel's variables come back in event after event.
-    raw = to_bytes(value)
-    if b"%" not in raw:
-        return quote(raw, safe=_URL_SAFE)
-    parts: list[str] = []
-    start = 0
-    for match in _PASS_THROUGH.finditer(raw):
-        parts.append(quote(raw[start : match.start()], safe=_URL_SAFE))
-        parts.append(match.group().decode("ascii"))
-        start = match.end()
-    parts.append(quote(raw[start:], safe=_URL_SAFE))
-    return "".join(parts)
-
-
 # -- event serialisation -------------------------------------------------------------
-
-
-# Encoded header lines by header: the same headers (a channel's variables, its
-# profile) recur from event to event. Emptied when full.
-_PLAIN_LINES: dict[tuple[str, str], bytes] = {}
-_PLAIN_LINES_MAX = 65536
-
-
-def _plain_line(header: tuple[str, str]) -> bytes:
-    name, value = header
-    line = to_bytes(f"{name}: {url_encode(value) or '_undef_'}\n")
-    if len(_PLAIN_LINES) >= _PLAIN_LINES_MAX:
-        _PLAIN_LINES.clear()
-    _PLAIN_LINES[header] = line
-    return line
-
-
-def _plain_lines(headers: Sequence[tuple[str, str]]) -> bytes:
-    lines = _PLAIN_LINES
-    return b"".join([lines.get(header) or _plain_line(header) for header in headers])
-
-
-def _plain_run(headers: Sequence[tuple[str, str]]) -> bytes:
-    try:
-        # No Python code per header when every line is known: a run made again
-        # after a variable was set to the value it had.
-        return b"".join(map(_PLAIN_LINES.__getitem__, headers))
-    except KeyError:
-        return _plain_lines(headers)
 
 
 Encoder = Callable[[Sequence[tuple[str, str]]], bytes]
@@ -191,8 +114,13 @@ def _encoded_headers(
 
     Encodings of consecutive stretches are joined with ``sep``.
     """
+    parts = event.parts
+    if parts is not None:
+        # An empty part encodes to nothing, and takes no separator.
+        encoded = [_encoded_part(part, fmt, encode, encode_run) for part in parts]
+        return sep.join([chunk for chunk in encoded if chunk])
     headers = event.headers
-    parts: list[bytes] = []
+    encoded_parts: list[bytes] = []
     position = 0
     for start, run in event.runs:
         size = len(run.headers)
@@ -207,22 +135,49 @@ def _encoded_headers(
         if not in_place:  # the headers were rearranged since: encode them all
             return encode(headers)
         if start > position:
-            parts.append(encode(headers[position:start]))
-        encoded = run.encoded.get(fmt)
-        if encoded is None:
-            encoded = run.encoded[fmt] = encode_run(run.headers)
-        parts.append(encoded)
+            encoded_parts.append(encode(headers[position:start]))
+        encoded_parts.append(_run_encoding(run, fmt, encode_run))
         position = start + size
-    if not parts:
+    if not encoded_parts:
         return encode(headers)
     if position < len(headers):
-        parts.append(encode(headers[position:]))
-    return sep.join(parts)
+        encoded_parts.append(encode(headers[position:]))
+    return sep.join(encoded_parts)
+
+
+def _encoded_part(
+    part: list[tuple[str, str]] | HeaderRun, fmt: str, encode: Encoder, encode_run: Encoder
+) -> bytes:
+    if isinstance(part, HeaderRun):
+        return _run_encoding(part, fmt, encode_run)
+    return encode(part)
+
+
+def _run_encoding(run: HeaderRun, fmt: str, encode_run: Encoder) -> bytes:
+    encoded = run.encoded.get(fmt)
+    if encoded is None:
+        encoded = run.encoded[fmt] = encode_run(run.headers)
+    return encoded
 
 
 def serialize_plain(event: SimEvent) -> bytes:
     """``switch_event_serialize(..., encode=TRUE)``: the text/event-plain payload."""
-    head = _encoded_headers(event, "plain", _plain_lines, _plain_run, b"")
+    parts = event.parts
+    if parts is None:
+        head = _encoded_headers(event, "plain", plain_lines, plain_lines, b"")
+    else:
+        # _encoded_headers, unrolled for the common case: runs made with their
+        # plain encoding, short lists of headers between them.
+        chunks = []
+        for part in parts:
+            if isinstance(part, HeaderRun):
+                encoded = part.encoded.get("plain")
+                if encoded is None:
+                    encoded = part.encoded["plain"] = plain_lines(part.headers)
+                chunks.append(encoded)
+            else:
+                chunks.append(plain_lines(part))
+        head = b"".join(chunks)
     if not event.body:
         return head + b"\n"
     body = to_bytes(event.body)
@@ -278,14 +233,15 @@ def serialize_json(event: SimEvent) -> bytes:
     return b"{" + b",".join(parts) + b"}"
 
 
-# Encoded members by header, as _PLAIN_LINES.
+# Encoded members by header, as plain.py keeps lines.
 _JSON_MEMBERS: dict[tuple[str, str], bytes] = {}
+_JSON_MEMBERS_MAX = 65536
 
 
 def _json_member(header: tuple[str, str]) -> bytes:
     name, value = header
     member = to_bytes(f"{_json_string(name)}:{_json_value(value)}")
-    if len(_JSON_MEMBERS) >= _PLAIN_LINES_MAX:
+    if len(_JSON_MEMBERS) >= _JSON_MEMBERS_MAX:
         _JSON_MEMBERS.clear()
     _JSON_MEMBERS[header] = member
     return member
@@ -381,12 +337,22 @@ _SERIALIZERS = {"plain": serialize_plain, "json": serialize_json, "xml": seriali
 
 def event_frame(event: SimEvent, fmt: EventFormat) -> bytes:
     """One event frame: ``Content-Length`` first, then ``Content-Type``, then the payload."""
-    payload = _SERIALIZERS[fmt](event)
-    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n%s" % (
-        len(payload),
-        fmt.encode("ascii"),
-        payload,
-    )
+    return event_frames([event], fmt)
+
+
+def event_frames(events: Iterable[SimEvent], fmt: EventFormat) -> bytes:
+    """The frames of ``events``, one after the other (as :func:`event_frame` makes each)."""
+    serialize = _SERIALIZERS[fmt]
+    content_type = _CONTENT_TYPES[fmt]
+    chunks: list[bytes] = []
+    for event in events:
+        payload = serialize(event)
+        # The frame's head and payload joined once, with the other frames.
+        chunks += (b"Content-Length: %d\n%s" % (len(payload), content_type), payload)
+    return b"".join(chunks)
+
+
+_CONTENT_TYPES = {fmt: b"Content-Type: text/event-%s\n\n" % fmt.encode() for fmt in _SERIALIZERS}
 
 
 # -- replies and notices -------------------------------------------------------------
