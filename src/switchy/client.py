@@ -21,10 +21,10 @@ import inspect
 import logging
 import time
 import types
-import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from switchy import ids
 from switchy.apps import app_name
 from switchy.errors import APIError, ConfigurationError, SwitchyError
 from switchy.esl import commands
@@ -35,6 +35,7 @@ from switchy.esl.connection import (
     Connection,
     ReconnectPolicy,
 )
+from switchy.esl.protocol import Frame
 from switchy.marks import CALLBACK, collect
 from switchy.models import DEFAULT_HISTORY, Job, Session
 from switchy.tracking import APP_X_HEADER, CALL_HEADER, CALL_X_HEADER, AppRecord, Tracker
@@ -208,8 +209,36 @@ class Client:
         sess_uuid: str | None = None,
     ) -> Job:
         """Start an API command in the background; the :class:`Job` completes with its
-        result. ``callback(job)`` runs when it does."""
-        job_uuid = str(uuidlib.uuid4())
+        result. ``callback(job)`` runs when it does. Raises :class:`APIError` if
+        FreeSWITCH refuses the command."""
+        job, reply = self._send_bgapi(command, callback, sess_uuid)
+        try:
+            frame = await reply
+        except BaseException:
+            self.tracker.discard_job(job)
+            raise
+        if (refusal := self._accepted(job, frame)) is not None:
+            raise refusal
+        return job
+
+    def bgapi_nowait(
+        self,
+        command: str,
+        *,
+        callback: Callable[[Job], Any] | None = None,
+        sess_uuid: str | None = None,
+    ) -> Job:
+        """:meth:`bgapi` without waiting for FreeSWITCH to take the command (call it
+        in the event loop): a refusal, or losing the connection first, fails the
+        :class:`Job` instead of raising."""
+        job, reply = self._send_bgapi(command, callback, sess_uuid)
+        reply.add_done_callback(lambda reply: self._bgapi_replied(job, reply))
+        return job
+
+    def _send_bgapi(
+        self, command: str, callback: Callable[[Job], Any] | None, sess_uuid: str | None
+    ) -> tuple[Job, asyncio.Future[Frame]]:
+        job_uuid = ids.new_uuid()
         job = Job(
             job_uuid,
             command.split(" ", 1)[0],
@@ -220,16 +249,29 @@ class Client:
         # Tracked before sending: the result may arrive before the reply.
         self.tracker.add_job(job)
         try:
-            reply = await self.connection.send(f"bgapi {command}", [("Job-UUID", job_uuid)])
+            reply = self.connection.send_nowait(f"bgapi {command}", [("Job-UUID", job_uuid)])
         except BaseException:
             self.tracker.discard_job(job)
             raise
-        if not reply.reply_text.startswith("+OK"):
+        return job, reply
+
+    def _accepted(self, job: Job, frame: Frame) -> APIError | None:
+        """None if FreeSWITCH took the job (noting when), else why not."""
+        text = frame.reply_text
+        if text.startswith("+OK"):
+            job.accept_time = self.tracker.clock()
+            return None
+        self.tracker.discard_job(job)
+        return APIError(f"{self.address}: bgapi {job.command}: {text}", text)
+
+    def _bgapi_replied(self, job: Job, reply: asyncio.Future[Frame]) -> None:
+        error = asyncio.CancelledError() if reply.cancelled() else reply.exception()
+        if error is not None:
             self.tracker.discard_job(job)
-            raise APIError(
-                f"{self.address}: bgapi {job.command}: {reply.reply_text}", reply.reply_text
-            )
-        return job
+        else:
+            error = self._accepted(job, reply.result())
+        if error is not None:
+            job.fail(error, self.tracker.clock())
 
     # -- originating calls ---------------------------------------------------------------
     def set_orig_cmd(self, dest_url: str | None = None, **options: Any) -> None:
@@ -238,7 +280,7 @@ class Client:
         if dest_url is not None:
             options["dest_url"] = dest_url
         # Fail now, not at the first call, on an option originate() does not know.
-        self.originate_cmd(uuid=str(uuidlib.uuid4()), **{"dest_url": "check", **options})
+        self.originate_cmd(uuid=ids.new_uuid(), **{"dest_url": "check", **options})
         self._originate_defaults.update(options)
         self._originate_templates.clear()
 
@@ -282,11 +324,30 @@ class Client:
         carry ``app_id`` in a SIP X-header, so the app loaded under that id
         handles them.
         """
-        uuid = uuid or str(uuidlib.uuid4())
+        command, uuid = self._originate_command(dest_url, app_id, uuid, options)
+        return await self.bgapi(command, callback=callback, sess_uuid=uuid)
+
+    def originate_nowait(
+        self,
+        dest_url: str | None = None,
+        *,
+        app_id: str | None = None,
+        uuid: str | None = None,
+        callback: Callable[[Job], Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """:meth:`originate` without waiting for FreeSWITCH to take the command (see
+        :meth:`bgapi_nowait`): what a load generator sends hundreds of per second."""
+        command, uuid = self._originate_command(dest_url, app_id, uuid, options)
+        return self.bgapi_nowait(command, callback=callback, sess_uuid=uuid)
+
+    def _originate_command(
+        self, dest_url: str | None, app_id: str | None, uuid: str | None, options: dict[str, Any]
+    ) -> tuple[str, str]:
+        uuid = uuid or ids.new_uuid()
         if dest_url is not None:
             options["dest_url"] = dest_url
-        command = self.originate_cmd(uuid, app_id, **options)
-        return await self.bgapi(command, callback=callback, sess_uuid=uuid)
+        return self.originate_cmd(uuid, app_id, **options), uuid
 
     async def hupall(self, app_id: str | None = None, cause: str = "NORMAL_CLEARING") -> None:
         """Hang up the calls of ``app_id``, or of every app loaded on this client."""

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any
@@ -160,6 +161,7 @@ class Session:
     """
 
     __slots__ = (
+        "__weakref__",
         "_commander",
         "_history",
         "_loop",
@@ -468,21 +470,34 @@ def _event_time(event: Event) -> float:
 
 
 class Call:
-    """The sessions of one call, grouped by the call-tracking header."""
+    """The sessions of one call, grouped by the call-tracking header.
 
-    __slots__ = ("first", "last", "sessions", "uuid", "vars")
+    ``first`` and ``last`` are its first and latest sessions; once one has ended
+    and nothing else holds it, it reads None (the call does not keep ended
+    sessions, and their events, alive).
+    """
+
+    __slots__ = ("_first", "_last", "sessions", "uuid", "vars")
 
     def __init__(self, uuid: str, session: Session) -> None:
         self.uuid = uuid
         self.sessions: list[Session] = []
         self.vars: dict[str, Any] = {}
-        self.first = session
-        self.last = session
+        self._first = weakref.ref(session)
+        self._last = self._first
         self.append(session)
+
+    @property
+    def first(self) -> Session | None:
+        return self._first()
+
+    @property
+    def last(self) -> Session | None:
+        return self._last()
 
     def append(self, session: Session) -> None:
         self.sessions.append(session)
-        self.last = session
+        self._last = weakref.ref(session)
         session.call = self
 
     def remove(self, session: Session) -> None:
@@ -491,10 +506,11 @@ class Call:
 
     def get_peer(self, session: Session) -> Session | None:
         """The other end of ``session`` (first <-> last), if any."""
-        if session is self.first:
-            return self.last if self.last is not session else None
-        if session is self.last:
-            return self.first
+        first, last = self.first, self.last
+        if session is first:
+            return last if last is not session else None
+        if session is last:
+            return first
         return None
 
     def hangup(self, cause: str | int = "NORMAL_CLEARING") -> list[Pending]:
@@ -523,13 +539,14 @@ class Job:
 
     __slots__ = (
         "_future",
+        "_session",
+        "accept_time",
         "callback",
         "command",
         "event",
         "launch_time",
         "result_time",
         "sess_uuid",
-        "session",
         "uuid",
     )
 
@@ -547,11 +564,23 @@ class Job:
         self.sess_uuid = sess_uuid
         self.callback = callback
         self.launch_time = launch_time
+        #: When FreeSWITCH took the bgapi (its reply), on the tracker's clock.
+        self.accept_time: float | None = None
         self.result_time: float | None = None
         self.event: Event | None = None
-        self.session: Session | None = None
+        self._session: weakref.ref[Session] | None = None
         self._future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._future.add_done_callback(self._finished)
+
+    @property
+    def session(self) -> Session | None:
+        """The session an originate created, once seen (None after it ended and
+        nothing else holds it: a job does not keep its session alive)."""
+        return self._session() if self._session is not None else None
+
+    @session.setter
+    def session(self, session: Session | None) -> None:
+        self._session = weakref.ref(session) if session is not None else None
 
     def _finished(self, future: asyncio.Future[str]) -> None:
         if not future.cancelled() and future.exception() is not None:

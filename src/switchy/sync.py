@@ -151,7 +151,7 @@ class Caller:
         if session is None:
             raise APIError(f"call {uuid} is up but its session was not seen")
         call = session.call
-        originator = call.first if call is not None else session
+        originator = (call.first if call is not None else None) or session
         if waitfor:
             name, seconds = waitfor
             self.client.waitfor(originator, name, seconds)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from switchy import Client, Session, event_callback, sync_caller
 from switchy.apps.players import TonePlay
-from switchy.errors import APIError
-from switchy.sim.pytest_plugin import FreeSwitchTarget
+from switchy.errors import APIError, ConnectionLost
+from switchy.models import Job
+from switchy.sim.cluster import Cluster
+from switchy.sim.pytest_plugin import FreeSwitchTarget, SimulatorHandle
 from switchy.tracking import Tracker
 
 TIMEOUT = 10.0
@@ -193,3 +196,71 @@ async def test_a_failed_originate_carries_its_cause(client: Client) -> None:
     assert job.cause == failure.value.cause
     await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
     assert client.tracker.failed_jobs == 1
+
+
+async def test_originate_nowait_fails_its_job_like_originate(client: Client) -> None:
+    finished: list[Job] = []
+    job = client.originate_nowait(
+        "user_busy", endpoint="error", timeout=5, callback=finished.append
+    )
+    assert not job.done()  # sent, not yet taken
+    with pytest.raises(APIError) as failure:
+        await asyncio.wait_for(job, TIMEOUT)
+    assert failure.value.cause == "USER_BUSY"
+    # Taken and finished, in either order: the reply and the BACKGROUND_JOB event
+    # travel over different connections.
+    assert job.accept_time is not None and job.result_time is not None
+    assert finished == [job]
+    await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+    assert client.tracker.jobs == {}
+
+
+async def test_a_job_whose_reply_never_comes_fails_with_the_connection(
+    fs_simulator: Callable[..., SimulatorHandle],
+) -> None:
+    simulator = fs_simulator()
+    target = simulator.targets[0]
+
+    async def stall(cluster: Cluster) -> None:
+        cluster.nodes[0].server.stall_replies()
+
+    async def drop(cluster: Cluster) -> None:
+        cluster.nodes[0].server.drop_connections()
+
+    async with Client(target.host, target.port, target.password) as client:
+        finished: list[Job] = []
+        simulator.call(stall)
+        job = client.bgapi_nowait("status", callback=finished.append)
+        simulator.call(drop)
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(job, TIMEOUT)
+        assert job.accept_time is None
+        assert finished == [job]
+        assert client.tracker.jobs == {}
+
+
+async def test_ended_calls_are_freed_without_the_garbage_collector(
+    fs: FreeSwitchTarget, client: Client
+) -> None:
+    """No reference cycle keeps an ended call's sessions (and their event
+    history) alive until a full collection: a long load test's memory stays flat."""
+    await client.load_app(TonePlay)
+    gc.collect()
+    gc.disable()
+    try:
+        uuids: set[str] = set()
+        for _ in range(5):
+            job = await client.originate(f"freed@{fs.sip_address}", app_id="TonePlay", timeout=5)
+            uuids.add(await asyncio.wait_for(job, TIMEOUT))
+            assert job.session is not None and job.session.call is not None
+            call = job.session.call
+            peer = call.get_peer(job.session)
+            assert peer is not None
+            uuids.add(peer.uuid)
+            await job.session.hangup()
+        await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+        del job, call, peer
+        alive = [o for o in gc.get_objects() if isinstance(o, Session) and o.uuid in uuids]
+        assert alive == []
+    finally:
+        gc.enable()

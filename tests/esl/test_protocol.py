@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 from pathlib import Path
@@ -330,6 +331,35 @@ def test_any_chunking_yields_the_same_frames(cuts: list[int]) -> None:
     cuts = sorted(cuts)
     pieces = [RECORDED[a:b] for a, b in zip([0, *cuts], [*cuts, len(RECORDED)], strict=True)]
     assert [frame_key(f) for f in parse_all(pieces)] == RECORDED_FRAMES
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=200_000), min_size=1, max_size=40))
+def test_reading_into_the_buffer_yields_the_same_frames(reads: list[int]) -> None:
+    """Like a socket's recv_into: each read fills part of what buffer() offers,
+    and the view of the previous read may still be alive when the next is asked."""
+    stream = RECORDED + event_frame(b"Event-Name: CUSTOM\n" + b"x" * 300_000)
+    parser, frames, position, views = Parser(), [], 0, []
+    for wanted in itertools.cycle(reads):
+        if position == len(stream):
+            break
+        view = parser.buffer()
+        views = [*views[-2:], view]
+        size = min(wanted, len(view), len(stream) - position)
+        view[:size] = stream[position : position + size]
+        position += size
+        frames += parser.commit(size)
+    assert [frame_key(f) for f in frames] == [frame_key(f) for f in parse_all([stream])]
+    assert parser.buffered == 0
+
+
+def test_the_buffer_shrinks_back_after_a_huge_frame() -> None:
+    parser = Parser()
+    (frame,) = parser.feed(event_frame(b"Event-Name: CUSTOM\n" + b"x" * 5_000_000))
+    assert len(frame.body) > 5_000_000
+    assert len(parser.buffer()) <= 4 * Parser.READ_SIZE
+    with pytest.raises(ValueError, match="room for fewer"):
+        parser.commit(len(parser.buffer()) + 1)
 
 
 mutations = st.one_of(

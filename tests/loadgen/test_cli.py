@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from switchy import Client
+from switchy.loadgen.run import SimulatorProcess, simulator_sps
 from switchy.measure.cdr import ANSWERED, BLOCKED
 from switchy.measure.store import load
 from switchy.sim.pytest_plugin import FreeSwitchTarget
@@ -284,3 +286,21 @@ def test_the_password_never_shows(tmp_path: Path) -> None:
     assert {"run.json", "cdr.parquet", "report.html"} <= {path.name for path in files}
     for path in files:
         assert secret.encode() not in path.read_bytes(), path.name
+
+
+async def test_the_simulator_of_a_run_is_given_room_for_its_rate() -> None:
+    """Each simulated call opens two sessions on one node, and a lost node's
+    share moves to the survivor: fsctl sps must allow 2x the rate, and more."""
+    assert simulator_sps(30) == 1000  # FreeSWITCH's own limit is enough
+    assert simulator_sps(1000) == 2500
+    simulator = await SimulatorProcess(nodes=1, sessions_per_second=simulator_sps(800)).start()
+    try:
+        host, port = simulator.esl[0]
+        client = Client(host, port)
+        await client.connect()
+        try:
+            assert "out of max 2000," in await client.api("status")
+        finally:
+            await client.disconnect()
+    finally:
+        await simulator.stop()

@@ -24,11 +24,11 @@ import functools
 import logging
 import random
 import socket
-import uuid as uuidlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any
 
+from switchy import ids
 from switchy.errors import (
     AccessDenied,
     APIError,
@@ -172,8 +172,12 @@ def _describe(command: str) -> str:
     return " ".join(words[:2]) if words[0] in ("api", "bgapi") else words[0]
 
 
-class _Protocol(asyncio.Protocol):
-    """Feeds one TCP connection's bytes to its :class:`Connection`."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Feeds one TCP connection's bytes to its :class:`Connection`.
+
+    The transport receives straight into the parser's buffer: no bytes object
+    is allocated, nor copied, per read.
+    """
 
     def __init__(self, connection: Connection, max_frame_size: int) -> None:
         self.connection = connection
@@ -187,9 +191,12 @@ class _Protocol(asyncio.Protocol):
         # Attach now: the greeting may be delivered before create_connection() returns.
         self.connection._protocol = self
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.parser.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         try:
-            frames = self.parser.feed(data)
+            frames = self.parser.commit(nbytes)
         except ProtocolError as exc:
             self.connection._protocol_error(self, exc)
             return
@@ -483,7 +490,7 @@ class Connection:
         The job's result arrives in a BACKGROUND_JOB event, so the connection
         subscribes to BACKGROUND_JOB first if it has not already.
         """
-        job_uuid = job_uuid or str(uuidlib.uuid4())
+        job_uuid = job_uuid or ids.new_uuid()
         check_line(job_uuid, "job_uuid")
         if not {"BACKGROUND_JOB", "ALL"} & set(self._subscribed):
             await self.subscribe(["BACKGROUND_JOB"], fmt=self._format)

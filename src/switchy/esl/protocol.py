@@ -144,7 +144,7 @@ def _parse_outer_headers(block: bytes) -> dict[str, str]:
 
 # How FreeSWITCH writes a plain event frame's header block (Content-Length first).
 _EVENT_HEAD_START = b"Content-Length: "
-_PLAIN_EVENT_HEAD_REST = b"Content-Type: text/event-plain\n\n"
+_PLAIN_REST = b"Content-Type: text/event-plain\n\n"
 
 
 def _frame_from_head(head: bytes) -> Frame:
@@ -159,17 +159,26 @@ class Parser:
     """Incremental ESL frame parser.
 
     ``feed()`` accepts bytes in chunks of any size and returns the frames
-    completed so far. A header block or body larger than ``max_frame_size``
-    raises :class:`ProtocolError`, so the buffer never grows without bound.
-    After a ``ProtocolError`` the stream is unusable: drop the connection.
+    completed so far. A reader that can receive straight into memory (a socket's
+    ``recv_into``, asyncio's ``BufferedProtocol``) writes into :meth:`buffer`
+    and calls :meth:`commit` instead, saving a copy and an allocation per read.
+    A header block or body larger than ``max_frame_size`` raises
+    :class:`ProtocolError`, so the buffer never grows without bound. After a
+    ``ProtocolError`` the stream is unusable: drop the connection.
     """
 
-    __slots__ = ("_buffer", "_max_frame_size", "_pending")
+    __slots__ = ("_buffer", "_end", "_max_frame_size", "_pending", "_start")
+
+    #: Free space :meth:`buffer` offers at least: most reads fit in one go.
+    READ_SIZE = 64 * 1024
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 1:
             raise ValueError(f"max_frame_size must be positive, got {max_frame_size}")
-        self._buffer = bytearray()
+        # Bytes received and not yet parsed are self._buffer[self._start:self._end].
+        self._buffer = bytearray(2 * self.READ_SIZE)
+        self._start = 0
+        self._end = 0
         self._max_frame_size = max_frame_size
         # A header block already parsed, waiting for its body: (frame, body length).
         self._pending: tuple[Frame, int] | None = None
@@ -177,17 +186,41 @@ class Parser:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as part of a frame."""
-        return len(self._buffer)
+        return self._end - self._start
+
+    def buffer(self, size: int = READ_SIZE) -> memoryview:
+        """Writable memory for at least ``size`` more bytes of the stream; write
+        into its beginning, then call :meth:`commit` with how many were written."""
+        buffer, start, end = self._buffer, self._start, self._end
+        if len(buffer) - end < size:
+            kept = end - start
+            if kept + size > len(buffer):  # grow (the old buffer may still be in use)
+                self._buffer = bytearray(max(kept + size, 2 * len(buffer)))
+                self._buffer[:kept] = buffer[start:end]
+            elif kept:
+                buffer[:kept] = buffer[start:end]  # same length: no resize
+            self._start, self._end = 0, kept
+        elif start == end:
+            self._start = self._end = 0
+        return memoryview(self._buffer)[self._end :]
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add ``data`` to the stream; return every frame it completes, in order."""
+        size = len(data)
+        self.buffer(size)[:size] = data
+        return self.commit(size)
+
+    def commit(self, size: int) -> list[Frame]:
+        """Take ``size`` bytes written into :meth:`buffer`; return every frame they
+        complete, in order."""
         buffer = self._buffer
-        buffer += data
-        size = len(buffer)
+        end = self._end + size
+        if not 0 <= size <= len(buffer) - self._end:
+            raise ValueError(f"cannot commit {size} bytes: the buffer has room for fewer")
+        self._end = end
         frames: list[Frame] = []
-        position = 0
+        position = self._start
         pending = self._pending
-        view = memoryview(buffer)  # slices of a view are copied once, not twice
         max_frame_size = self._max_frame_size
         try:
             while True:
@@ -195,22 +228,22 @@ class Parser:
                     # Fast path for the bulk of a busy stream, plain event frames:
                     # "Content-Length: <n>\nContent-Type: text/event-plain\n\n<n bytes>".
                     line_end = -1
-                    if buffer.startswith(_EVENT_HEAD_START, position):
-                        line_end = buffer.find(b"\n", position + 16, position + 40)
-                    if line_end > 0 and buffer.startswith(_PLAIN_EVENT_HEAD_REST, line_end + 1):
+                    if buffer.startswith(_EVENT_HEAD_START, position, end):
+                        line_end = buffer.find(b"\n", position + 16, min(position + 40, end))
+                    if line_end > 0 and buffer.startswith(_PLAIN_REST, line_end + 1, end):
                         digits = buffer[position + 16 : line_end]
                         length = int(digits) if digits.isdigit() and len(digits) < 10 else -1
                         if not 0 <= length <= max_frame_size:
                             self._content_length(bytes(digits))  # raises the right error
-                        position = line_end + 1 + len(_PLAIN_EVENT_HEAD_REST)
-                        if size - position >= length:
-                            body = bytes(view[position : position + length])
+                        position = line_end + 1 + len(_PLAIN_REST)
+                        if end - position >= length:
+                            body = bytes(buffer[position : position + length])
                             frames.append(Frame("text/event-plain", None, body))
                             position += length
                             continue
                         pending = (Frame("text/event-plain"), length)
                     else:
-                        head = self._next_head(buffer, position)
+                        head = self._next_head(buffer, position, end)
                         if head is None:
                             break
                         if not head:  # a stray line break between frames
@@ -225,27 +258,29 @@ class Parser:
                             continue
                         pending = (frame, length)
                 frame, length = pending
-                if size - position < length:
+                if end - position < length:
                     break
-                frame.body = bytes(view[position : position + length])
+                frame.body = bytes(buffer[position : position + length])
                 frames.append(frame)
                 position += length
                 pending = None
         finally:
-            view.release()
             self._pending = pending
-            del buffer[:position]
+            self._start = position
+        if position == end and len(buffer) > 4 * self.READ_SIZE:
+            self._buffer = bytearray(2 * self.READ_SIZE)  # a huge frame has passed
+            self._start = self._end = 0
         return frames
 
-    def _next_head(self, buffer: bytearray, position: int) -> bytes | None:
+    def _next_head(self, buffer: bytearray, position: int, end: int) -> bytes | None:
         """The header block starting at ``position`` (b"" for a stray line break),
-        or None while its blank line has not arrived."""
-        if buffer.startswith(b"\n", position):
+        or None while its blank line has not arrived before ``end``."""
+        if buffer.startswith(b"\n", position, end):
             return b""  # FreeSWITCH never sends these; tolerate them anyway
-        end = buffer.find(b"\n\n", position)
-        if end >= 0:
-            return bytes(buffer[position:end])
-        if len(buffer) - position > self._max_frame_size:
+        head_end = buffer.find(b"\n\n", position, end)
+        if head_end >= 0:
+            return bytes(buffer[position:head_end])
+        if end - position > self._max_frame_size:
             raise ProtocolError(
                 f"header block exceeds {self._max_frame_size} bytes without a blank line"
             )

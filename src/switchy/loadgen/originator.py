@@ -22,21 +22,20 @@ to the ``on_record`` callbacks when its last leg has hung up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import itertools
 import logging
 import math
 import time
-import uuid as uuidlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from switchy import ids
 from switchy.client import Client
-from switchy.errors import APIError, ConfigurationError, ConnectionLost, SwitchyError
+from switchy.errors import ConfigurationError, ConnectionLost, SwitchyError
 from switchy.esl import commands
 from switchy.esl.protocol import Event
 from switchy.marks import handler
@@ -274,8 +273,9 @@ class Originator:
         self._start_wall = 0.0
         self._first_offer = self._last_offer = 0.0  # scheduled offsets
         self._offer_task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Future[Any]] = set()
+        # What the offer loop sleeps on until the next arrival is due; a rate
+        # change or stop() resolves it early.
+        self._wakeup: asyncio.Future[None] | None = None
         self._state_changed = asyncio.Event()
         self._hanging_up = False  # after hupall(): calls are killed as soon as seen
         # Counters.
@@ -314,7 +314,7 @@ class Originator:
             self._duration = auto_duration_of(self._limit, self._rate)
         if self._arrivals is not None:
             self._arrivals.set_rate(self._rate, self._elapsed())
-            self._wakeup.set()
+            self._wake()
 
     @property
     def limit(self) -> int:
@@ -434,7 +434,7 @@ class Originator:
             raise ConfigurationError("no node is reachable: connect the pool first")
         for client in reachable:
             try:
-                client.originate_cmd(str(uuidlib.uuid4()))
+                client.originate_cmd(ids.new_uuid())
             except ConfigurationError:
                 raise ConfigurationError(
                     f"{client.address}: no originate destination set: use set_orig_cmd()"
@@ -472,7 +472,7 @@ class Originator:
         """Stop offering calls; calls up finish as planned."""
         if self._state is State.ORIGINATING:
             self._set_state(State.STOPPED)
-            self._wakeup.set()
+            self._wake()
             log.info("stopped offering: %r", self)
 
     def is_alive(self) -> bool:
@@ -552,15 +552,9 @@ class Originator:
                 if self.max_offered is not None and self.offered >= self.max_offered:
                     self._set_state(State.STOPPED)
                     break
-                offset = arrivals.peek_offset()
-                delay = self._start_mono + offset - loop.time()
-                if delay > 0.0005:  # sleep until due; a rate change wakes us early
-                    self._wakeup.clear()
-                    if not math.isinf(delay):
-                        with contextlib.suppress(asyncio.TimeoutError):
-                            await asyncio.wait_for(self._wakeup.wait(), delay)
-                    else:
-                        await self._wakeup.wait()
+                due = self._start_mono + arrivals.peek_offset()
+                if due - loop.time() > 0.0005:
+                    await self._sleep_until(loop, due)
                     continue
                 offset = arrivals.next_offset()
                 self.lateness.append(loop.time() - (self._start_mono + offset))
@@ -569,6 +563,23 @@ class Originator:
             log.exception("the offer loop failed")
             self._set_state(State.STOPPED)
             raise
+
+    async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Sleep until loop time ``when`` (forever if infinite) or :meth:`_wake`.
+
+        A future and a timer per arrival: cheaper than a task per arrival."""
+        self._wakeup = wakeup = loop.create_future()
+        timer = None if math.isinf(when) else loop.call_at(when, _resolve, wakeup)
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            _resolve(self._wakeup)
 
     def _offer(self, scheduled_time: float) -> None:
         index = self.offered
@@ -582,7 +593,7 @@ class Originator:
             self._emit(CallRecord(index, scheduled_time, BLOCKED))
             return
         app_id = self._apps.next()
-        uuid = str(uuidlib.uuid4())
+        uuid = ids.new_uuid()
         holding = self._holding.sample() * self._duration
         record = CallRecord(
             index,
@@ -598,7 +609,7 @@ class Originator:
         self.peak_active_calls = max(self.peak_active_calls, len(self._calls))
         self._per_node[client] += 1
         self.attempted += 1
-        self._spawn(self._originate(call))
+        self._originate(call)
 
     def _pick_node(self) -> Client | None:
         capacity = self.node_capacity
@@ -617,32 +628,22 @@ class Originator:
                 return client
         return None
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _originate(self, call: _Call) -> None:
+    def _originate(self, call: _Call) -> None:
         record = call.record
         record.request_time = self.clock()
         try:
-            job = await call.client.originate(
+            call.job = call.client.originate_nowait(
                 app_id=record.app, uuid=call.uuid, callback=lambda job: self._job_done(call, job)
             )
         except (SwitchyError, ValueError) as exc:
-            if isinstance(exc, ConnectionLost):
-                cause: str | None = NODE_LOST
-            else:
-                cause = exc.cause if isinstance(exc, APIError) else None
-            record.failure_cause = cause or type(exc).__name__
+            cause = NODE_LOST if isinstance(exc, ConnectionLost) else type(exc).__name__
+            record.failure_cause = cause
             log.warning("%s: originate failed: %s", call.client.address, exc)
             self._finish(call)
-            return
-        record.job_launch_time = self.clock()
-        call.job = job
 
     def _job_done(self, call: _Call, job: Job) -> None:
         record = call.record
+        record.job_launch_time = job.accept_time
         record.job_result_time = self.clock()
         if not job.successful():
             call.job_failed = True
@@ -816,6 +817,11 @@ def _unit_holding(kind: str, cv: float, seed: int | None) -> HoldingTime:
 
 def _describe(result: object) -> str:
     return type(result).__name__ if isinstance(result, BaseException) else str(result)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _ignore_failure(future: asyncio.Future[Any]) -> None:

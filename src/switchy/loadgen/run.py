@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import sys
@@ -97,9 +98,12 @@ class RunOutcome:
 class SimulatorProcess:
     """``python -m switchy.sim`` in a subprocess: nodes, their SIP profiles, and a DUT."""
 
-    def __init__(self, nodes: int = 2, password: str = "ClueCon") -> None:
+    def __init__(
+        self, nodes: int = 2, password: str = "ClueCon", sessions_per_second: int = 1000
+    ) -> None:
         self.nodes = nodes
         self.password = password
+        self.sessions_per_second = sessions_per_second
         self.process: asyncio.subprocess.Process | None = None
         self.esl: list[tuple[str, int]] = []
         self.dut_address: str | None = None
@@ -113,7 +117,7 @@ class SimulatorProcess:
         # end of input and stops instead of living on as an orphan.
         self.process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "switchy.sim", "--nodes", str(self.nodes), "--dut"),
-            "--exit-with-stdin",
+            *("--sps", str(self.sessions_per_second), "--exit-with-stdin"),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "SWITCHY_PASSWORD": self.password},  # not in `ps` output
@@ -148,6 +152,16 @@ class SimulatorProcess:
             await process.wait()
 
 
+def simulator_sps(rate: float) -> int:
+    """The ``fsctl sps`` a simulator node needs for a test at ``rate`` calls/s.
+
+    A simulated node calls itself through the DUT, so each call opens two
+    sessions on one node; should a node be lost, the survivor takes every call.
+    A quarter more leaves room for Poisson bursts.
+    """
+    return max(1000, math.ceil(2.5 * rate))
+
+
 async def sip_address(client: Client, profile: str) -> str:
     """``ip:port`` of a node's SIP profile, from ``sofia status profile``."""
     try:
@@ -178,7 +192,9 @@ async def run_load_test(
     simulator: SimulatorProcess | None = None
     contacts = list(settings.contacts)
     if not contacts:
-        simulator = await SimulatorProcess(password=settings.password).start()
+        simulator = await SimulatorProcess(
+            password=settings.password, sessions_per_second=simulator_sps(settings.rate)
+        ).start()
         contacts = simulator.esl
     pool = Pool.from_contacts(contacts, settings.password, reconnect=True)
     try:
