@@ -222,6 +222,7 @@ class Parser:
         position = self._start
         pending = self._pending
         max_frame_size = self._max_frame_size
+        view = memoryview(buffer)  # slices of a view are copied once, not twice
         try:
             while True:
                 if pending is None:
@@ -237,7 +238,7 @@ class Parser:
                             self._content_length(bytes(digits))  # raises the right error
                         position = line_end + 1 + len(_PLAIN_REST)
                         if end - position >= length:
-                            body = bytes(buffer[position : position + length])
+                            body = bytes(view[position : position + length])
                             frames.append(Frame("text/event-plain", None, body))
                             position += length
                             continue
@@ -260,11 +261,12 @@ class Parser:
                 frame, length = pending
                 if end - position < length:
                     break
-                frame.body = bytes(buffer[position : position + length])
+                frame.body = bytes(view[position : position + length])
                 frames.append(frame)
                 position += length
                 pending = None
         finally:
+            view.release()
             self._pending = pending
             self._start = position
         if position == end and len(buffer) > 4 * self.READ_SIZE:
