@@ -163,11 +163,13 @@ def test_the_password_can_come_from_the_environment_or_a_file(
 
 
 def start_run(results: Path, *args: str) -> subprocess.Popen[str]:
+    """``switchy run`` in a process group of its own, as a shell runs a command."""
     return subprocess.Popen(
         [*SWITCHY, "run", "--results", str(results), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
@@ -188,15 +190,21 @@ def test_an_interrupted_run_hangs_up_flushes_and_reports(
     results = tmp_path / "run"
     process = start_run(results, "--rate", "50", "--limit", "30", "--duration", "30")
     wait_for_rows(results, 1)  # blocked calls are written at once: the limit is reached
-    process.send_signal(signum)
+    # To the whole group, as a terminal's Ctrl-C: the simulator switchy started
+    # must outlive the hangups it is asked for.
+    os.killpg(process.pid, signum)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert "summary" in stdout
+    assert "node lost" not in stderr
     run = json.loads((results / "run.json").read_text())
     assert run["status"] == "interrupted"
     cdr = load(results)
     assert len(cdr) == run["summary"]["offered"]
     assert sorted(cdr["offered_index"]) == list(range(len(cdr)))
+    answered = cdr[cdr["outcome"] == ANSWERED]
+    assert len(answered) >= 30
+    assert set(answered["caller_hangup_cause"]) == {"NORMAL_CLEARING"}
 
 
 def test_sigkill_loses_at_most_the_last_second(tmp_path: Path) -> None:

@@ -114,13 +114,16 @@ class SimulatorProcess:
 
     async def start(self, timeout: float = 30.0) -> SimulatorProcess:
         # Its stdin is a pipe only we hold: if we die, even by SIGKILL, it sees the
-        # end of input and stops instead of living on as an orphan.
+        # end of input and stops instead of living on as an orphan. In a session
+        # of its own, a terminal's Ctrl-C reaches only us: we hang the calls up,
+        # then stop it.
         self.process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "switchy.sim", "--nodes", str(self.nodes), "--dut"),
             *("--sps", str(self.sessions_per_second), "--exit-with-stdin"),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "SWITCHY_PASSWORD": self.password},  # not in `ps` output
+            start_new_session=True,
         )
         try:
             await asyncio.wait_for(self._read_addresses(), timeout)
