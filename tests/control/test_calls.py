@@ -264,3 +264,22 @@ async def test_ended_calls_are_freed_without_the_garbage_collector(
         assert alive == []
     finally:
         gc.enable()
+
+
+def test_a_call_under_uvloop(fs: FreeSwitchTarget) -> None:
+    """switchy works on uvloop's event loop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def call() -> None:
+        async with Client(fs.host, fs.port, fs.password) as client:
+            app = Counting()
+            await client.load_app(app)
+            job = await client.originate(f"uv@{fs.sip_address}", app_id="Counting", timeout=5)
+            uuid = await asyncio.wait_for(job, TIMEOUT)
+            tracker = client.tracker
+            await tracker.wait_for(lambda: app.answers == 2, TIMEOUT)
+            await tracker.sessions[uuid].hangup()
+            await tracker.wait_for(tracker.is_idle, TIMEOUT)
+            assert_empty(tracker)
+
+    uvloop.run(call())

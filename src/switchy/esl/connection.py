@@ -26,7 +26,7 @@ import random
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, cast
 
 from switchy import ids
 from switchy.errors import (
@@ -186,8 +186,9 @@ class _Protocol(asyncio.BufferedProtocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: other loops' transports (uvloop's) are
+        # asyncio transports in behaviour without deriving from its classes.
+        self.transport = cast(asyncio.Transport, transport)
         # Attach now: the greeting may be delivered before create_connection() returns.
         self.connection._protocol = self
 
