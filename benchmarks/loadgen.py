@@ -4,7 +4,10 @@ Rate steps (default 100, 200, 500, 1000 calls/s), each held for a few seconds
 with short holding times, calls looping node -> simulated DUT -> node. Per
 step it prints: achieved rate and its error against the target, generator CPU
 time per call (this process's CPU time / calls attempted), p99 lateness of
-arrivals against their schedule, and the generator's memory (RSS).
+arrivals against their schedule, and the generator's memory (RSS). Beside the
+generator's CPU per call it prints the floor under it: the CPU per call of a
+bare reader, in a process of its own, that subscribes to the same events on
+the same nodes and drops their bytes unread (no parsing, no tracking).
 
 Targets on this machine class: >= 500 calls/s sustained with rate error <= 1%
 and <= 300 microseconds of generator CPU per call; memory flat across steps.
@@ -20,6 +23,8 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import psutil
@@ -37,6 +42,60 @@ class Answer:
     def on_park(self, session: Session) -> None:
         if session.is_inbound():
             session.answer()
+
+
+class Discard(asyncio.BufferedProtocol):
+    """Logs in, subscribes, then drops every byte: the least any ESL reader does."""
+
+    def __init__(self, login: bytes) -> None:
+        self.login = login
+        self.buffer = bytearray(2**16)
+        self.transport: asyncio.WriteTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.login and self.transport:  # the greeting came: answer it and subscribe
+            self.transport.write(self.login)
+            self.login = b""
+
+
+async def bare_reader(contacts: list[str], events: str) -> None:
+    """Run :class:`Discard` on each ``host:port`` until standard input closes."""
+    loop = asyncio.get_running_loop()
+    login = f"auth {os.environ['SWITCHY_PASSWORD']}\n\nevent plain {events}\n\n".encode()
+    for contact in contacts:
+        host, port = contact.rsplit(":", 1)
+        await loop.create_connection(lambda: Discard(login), host, int(port))
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+def start_bare_reader(
+    contacts: list[tuple[str, int]], events: list[str], password: str
+) -> psutil.Process:
+    nodes = ",".join(f"{host}:{port}" for host, port in contacts)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--bare-reader", nodes, "--events", " ".join(events)],
+        stdin=subprocess.PIPE,  # it stops when we do
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SWITCHY_PASSWORD": password},
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        raise RuntimeError("the bare reader did not start")
+    return psutil.Process(process.pid)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def p99(values: list[float]) -> float:
@@ -59,11 +118,13 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
         timeout=30,
     )
     await generator.load_app(Answer)
+    events = next(iter(pool)).events.subscriptions
+    floor = start_bare_reader(simulator.esl, events, simulator.password)
     me = psutil.Process()
     sim = psutil.Process(simulator.pid) if simulator.pid else None
     print(f"simulator pid {simulator.pid}, DUT {simulator.dut_address}; hold {hold} s")
     print(
-        f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'p99 late':>9} "
+        f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'floor':>7} {'p99 late':>9} "
         f"{'RSS':>8} {'sim CPU':>8} {'answered':>9} {'failed':>7} {'blocked':>8}"
     )
     await generator.start()
@@ -75,15 +136,18 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
             before = (generator.attempted, generator.answered, generator.failed, generator.blocked)
             generator.lateness.clear()
             cpu, wall = time.process_time(), time.perf_counter()
-            sim_cpu = sum(sim.cpu_times()[:2]) if sim else 0.0
+            sim_cpu = cpu_seconds(sim) if sim else 0.0
+            floor_cpu = cpu_seconds(floor)
             await asyncio.sleep(seconds)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            sim_cpu = (sum(sim.cpu_times()[:2]) - sim_cpu) if sim else 0.0
+            sim_cpu = (cpu_seconds(sim) - sim_cpu) if sim else 0.0
+            floor_cpu = cpu_seconds(floor) - floor_cpu
             attempted = generator.attempted - before[0]
             achieved = attempted / wall
             print(
                 f"{rate:>7} {achieved:>9.1f} {(achieved - rate) / rate:>+7.1%} "
                 f"{cpu / max(attempted, 1) * 1e6:>7.0f}us "
+                f"{floor_cpu / max(attempted, 1) * 1e6:>5.0f}us "
                 f"{p99(list(generator.lateness)) * 1e3:>7.1f}ms "
                 f"{me.memory_info().rss / 2**20:>6.0f}MB {sim_cpu / wall:>7.0%} "
                 f"{generator.answered - before[1]:>9} {generator.failed - before[2]:>7} "
@@ -96,6 +160,7 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
         await generator.waitwhile(timeout=60)
         await pool.disconnect()
         await simulator.stop()
+        floor.terminate()
     if generator.failures:
         print("failures:", dict(generator.failures.most_common(5)))
 
@@ -105,7 +170,12 @@ def main() -> None:
     options.add_argument("--steps", default="100,200,500,1000")
     options.add_argument("--seconds", type=float, default=5.0)
     options.add_argument("--hold", type=float, default=0.5)
+    options.add_argument("--bare-reader", metavar="HOST:PORT,...", help=argparse.SUPPRESS)
+    options.add_argument("--events", help=argparse.SUPPRESS)
     args = options.parse_args()
+    if args.bare_reader:  # the floor's own process, started by start_bare_reader()
+        asyncio.run(bare_reader(args.bare_reader.split(","), args.events))
+        return
     steps = [int(step) for step in args.steps.split(",")]
     print(f"generator pid {os.getpid()}, {os.cpu_count()} CPUs")
     asyncio.run(run(steps, args.seconds, args.hold))
