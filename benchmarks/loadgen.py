@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import cast
 
 import psutil
 
@@ -53,8 +54,7 @@ class Discard(asyncio.BufferedProtocol):
         self.transport: asyncio.WriteTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.WriteTransport, transport)
 
     def get_buffer(self, sizehint: int) -> bytearray:
         return self.buffer
@@ -78,11 +78,12 @@ async def bare_reader(contacts: list[str], events: str) -> None:
 
 def start_bare_reader(
     contacts: list[tuple[str, int]], events: list[str], password: str
-) -> psutil.Process:
+) -> subprocess.Popen[str]:
+    """:func:`bare_reader` in a process of its own; close its stdin to stop it."""
     nodes = ",".join(f"{host}:{port}" for host, port in contacts)
     process = subprocess.Popen(
         [sys.executable, __file__, "--bare-reader", nodes, "--events", " ".join(events)],
-        stdin=subprocess.PIPE,  # it stops when we do
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "SWITCHY_PASSWORD": password},
@@ -90,12 +91,12 @@ def start_bare_reader(
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
         raise RuntimeError("the bare reader did not start")
-    return psutil.Process(process.pid)
+    return process
 
 
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
-    return times.user + times.system
+    return float(times.user + times.system)
 
 
 def p99(values: list[float]) -> float:
@@ -120,6 +121,7 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
     await generator.load_app(Answer)
     events = next(iter(pool)).events.subscriptions
     floor = start_bare_reader(simulator.esl, events, simulator.password)
+    floor_process = psutil.Process(floor.pid)
     me = psutil.Process()
     sim = psutil.Process(simulator.pid) if simulator.pid else None
     print(f"simulator pid {simulator.pid}, DUT {simulator.dut_address}; hold {hold} s")
@@ -137,11 +139,11 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
             generator.lateness.clear()
             cpu, wall = time.process_time(), time.perf_counter()
             sim_cpu = cpu_seconds(sim) if sim else 0.0
-            floor_cpu = cpu_seconds(floor)
+            floor_cpu = cpu_seconds(floor_process)
             await asyncio.sleep(seconds)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             sim_cpu = (cpu_seconds(sim) - sim_cpu) if sim else 0.0
-            floor_cpu = cpu_seconds(floor) - floor_cpu
+            floor_cpu = cpu_seconds(floor_process) - floor_cpu
             attempted = generator.attempted - before[0]
             achieved = attempted / wall
             print(
@@ -160,7 +162,9 @@ async def run(steps: list[int], seconds: float, hold: float) -> None:
         await generator.waitwhile(timeout=60)
         await pool.disconnect()
         await simulator.stop()
-        floor.terminate()
+        assert floor.stdin is not None
+        floor.stdin.close()
+        floor.wait()
     if generator.failures:
         print("failures:", dict(generator.failures.most_common(5)))
 
