@@ -520,6 +520,8 @@ async def test_broadcast_applications_on_a_ringing_leg(sim: Simulation) -> None:
     stop = await client.wait_event("PLAYBACK_STOP", b_uuid)
     assert stop.get("Playback-Status") == "break"
     await run("sleep", "20")
+    await run("log", "checkpoint")  # no space: uuid_broadcast splits its arguments at spaces
+    await run("info")
     await run("record_session", "/dev/null")
     await client.wait_event("RECORD_START", b_uuid)
     await run("stop_record_session", "all")

@@ -69,6 +69,13 @@ async def sleep(channel: Channel, arg: str) -> None:
         await channel.wait(milliseconds / 1000)
 
 
+@application("log")
+@application("info")
+async def log_only(channel: Channel, arg: str) -> None:
+    """``log`` (a line) and ``info`` (the channel's data): both only write to
+    FreeSWITCH's log, which the simulator does not keep."""
+
+
 @application("hangup")
 async def hangup(channel: Channel, arg: str) -> None:
     channel.hangup(str2cause(arg) if arg.strip() else "NORMAL_CLEARING")
