@@ -145,6 +145,22 @@ async def test_a_lost_sync_hangs_up_on_error() -> None:
         assert callee_hangup.get("Hangup-Cause") == "NORMAL_CLEARING"  # the BYE
 
 
+async def test_an_echoing_far_end_sends_the_pattern_back() -> None:
+    async with with_node() as sim:
+        client = sim.client
+        caller, callee = await bert_call(sim)
+        assert await client.api(f"uuid_broadcast {callee} echo:: aleg") == "+OK Message sent\n"
+        await start_bert(client, caller)
+        await wait_bert(client, caller, "mod_bert::in_sync")
+        # Muting what the echo hears takes the pattern away as surely as muting what it says.
+        assert await client.api(f"uuid_audio {callee} start read mute 1") == "+OK\n"
+        lost = await wait_bert(client, caller, "mod_bert::lost_sync")
+        assert lost.get("sync_lost_percent") == "100.000000"
+        assert await client.api(f"uuid_audio {callee} stop") == "+OK\n"
+        await wait_bert(client, caller, "mod_bert::in_sync", count=2)
+        assert bert_events(client, callee) == []  # echoing is not testing
+
+
 async def test_muting_the_far_end_loses_sync() -> None:
     async with with_node() as sim:
         client = sim.client

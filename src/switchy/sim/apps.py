@@ -59,7 +59,7 @@ async def park_loop(channel: Channel) -> None:
 
 @application("echo", needs_media=True)
 async def echo(channel: Channel, arg: str) -> None:
-    await channel.wait()
+    await bert.echo(channel)
 
 
 @application("sleep")

@@ -5,9 +5,9 @@ window (``bert_window_ms``, 1 s) at a time, what it receives from its media
 peer against the same pattern (``mod_bert.c:bert_test_function``):
 
 * a window is errored when more than ``bert_max_err`` percent (10) of its
-  samples are wrong: the peer sent no pattern (not testing, gone, held,
-  muted) or the node's :attr:`~switchy.sim.switch.Node.bert_errors` knob
-  impairs it;
+  samples are wrong: the peer sent no pattern (neither testing nor running
+  ``echo``, which returns the leg's own pattern; gone, held, muted) or the
+  node's :attr:`~switchy.sim.switch.Node.bert_errors` knob impairs it;
 * the first clean window fires CUSTOM ``mod_bert::in_sync``; an errored
   window after that fires ``mod_bert::lost_sync`` (and counts in
   ``bert_stats_sync_lost_count``), a clean one syncs again;
@@ -21,7 +21,8 @@ The events carry the channel's basic data without variables (trace 09).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ TIMEOUT = "mod_bert::timeout"
 
 #: The ``Channel.privates`` key of a leg's pattern transmission.
 SENDING = "__bert_sending"
+#: The ``Channel.privates`` key of a leg running ``echo``: what it receives goes back.
+ECHOING = "__echoing"
 #: The ``Channel.privates`` key of the ``uuid_audio`` adjustments (switch_ivr_session_audio).
 SESSION_AUDIO = "__audio"
 
@@ -74,11 +77,30 @@ def errored_windows(windows: Iterable[int], percent: float = 100.0) -> BertError
 
 
 @dataclass
-class _Sending:
-    """When a leg started (and stopped) sending the pattern, in loop time."""
+class _Span:
+    """When a leg started (and stopped) sending the pattern or echoing, in loop time."""
 
     started: float
     stopped: float | None = None
+
+
+@contextmanager
+def _spanning(channel: Channel, key: str) -> Iterator[_Span]:
+    """Mark ``channel`` with a :class:`_Span` under ``key`` while the block runs."""
+    loop = asyncio.get_running_loop()
+    span = _Span(loop.time())
+    channel.privates[key] = span
+    try:
+        yield span
+    finally:
+        span.stopped = loop.time()
+        channel.privates.pop(key, None)
+
+
+async def echo(channel: Channel) -> None:
+    """``echo``: send back what arrives, a testing peer's pattern included, until interrupted."""
+    with _spanning(channel, ECHOING):
+        await channel.wait()
 
 
 @dataclass(frozen=True)
@@ -99,14 +121,8 @@ async def bert_test(channel: Channel, arg: str) -> None:
         return  # "This application only works when using ulaw codec"
     settings = _settings(channel)
     channel.set_vars([("bert_stats_sync_lost_count", "0"), ("bert_stats_sync_lost", "false")])
-    loop = asyncio.get_running_loop()
-    sending = _Sending(loop.time())
-    channel.privates[SENDING] = sending
-    try:
+    with _spanning(channel, SENDING) as sending:
         await _measure(channel, settings, sending.started)
-    finally:
-        sending.stopped = loop.time()
-        channel.privates.pop(SENDING, None)
 
 
 def _settings(channel: Channel) -> _Settings:
@@ -199,10 +215,21 @@ def _pattern_time(channel: Channel, start: float, end: float) -> float:
     if _muted(channel, "read_mute") or _muted(peer, "write_mute") or "CF_HOLD" in peer.flags:
         return 0.0  # silence replaces the pattern
     sending = peer.privates.get(SENDING)
-    if not isinstance(sending, _Sending):
+    if isinstance(sending, _Span):
+        return _overlap(start, end, sending)
+    echoing, own = peer.privates.get(ECHOING), channel.privates.get(SENDING)
+    if not (isinstance(echoing, _Span) and isinstance(own, _Span)):
         return 0.0
-    until = end if sending.stopped is None else min(end, sending.stopped)
-    return max(until - max(start, sending.started), 0.0)
+    if _muted(channel, "write_mute") or _muted(peer, "read_mute"):
+        return 0.0  # the pattern does not reach the echo
+    return _overlap(start, end, echoing, own)
+
+
+def _overlap(start: float, end: float, *spans: _Span) -> float:
+    """How long, within ``start``..``end``, every one of ``spans`` lasts."""
+    since = max(start, *(span.started for span in spans))
+    until = min(end, *(end if span.stopped is None else span.stopped for span in spans))
+    return max(until - since, 0.0)
 
 
 def _muted(channel: Channel, direction: str) -> bool:
