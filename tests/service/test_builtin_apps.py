@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import switchy.apps
-from switchy import Client
+from switchy import Client, event_callback
 from switchy.apps.bert import Bert
 from switchy.apps.blockers import CalleeBlockOnInvite, CalleeRingback
 from switchy.apps.dtmf import DtmfChecker
@@ -241,9 +241,7 @@ def test_bridger_hops_are_checked() -> None:
 async def test_proxier_bridges_to_the_request_uri(
     fs_simulator: Callable[..., SimulatorHandle],
 ) -> None:
-    # A node proxying calls to itself loops; its session limit ends the loop. (The
-    # simulator gives a call routed through a node with fs_path that node's own
-    # address as Request-URI, so proxying to another node cannot be shown.)
+    # A node proxying calls to itself loops; its session limit ends the loop.
     (target,) = fs_simulator(max_sessions=6).targets
     async with Client(target.host, target.port) as client:
         events = await log_events(client)
@@ -259,6 +257,38 @@ async def test_proxier_bridges_to_the_request_uri(
                 f"sofia/external/proxied@{target.sip_address}"
             )
         assert client.tracker.answered_total == 0
+
+
+class AnswerInbound:
+    @event_callback("CHANNEL_PARK")
+    def on_park(self, session: Session) -> None:
+        if session.is_inbound():
+            session.answer()
+
+
+@pytest.mark.simulator_only
+async def test_proxier_bridges_through_to_another_node(
+    fs_simulator: Callable[..., SimulatorHandle],
+) -> None:
+    # far calls itself with proxy as the route (fs_path): proxy's inbound leg
+    # keeps far's Request-URI, and Proxier bridges it there.
+    proxy, far = fs_simulator(nodes=2).targets
+    async with Client(proxy.host, proxy.port) as at_proxy, Client(far.host, far.port) as at_far:
+        events = await log_events(at_proxy)
+        await at_proxy.load_app(Proxier, app_id="AnswerInbound")
+        await at_far.load_app(AnswerInbound)
+        job = await at_far.originate(
+            f"proxied@{far.sip_address}", app_id="AnswerInbound", proxy=proxy.sip_address
+        )
+        caller = at_far.tracker.sessions[await asyncio.wait_for(job, TIMEOUT)]
+        await until(at_far, lambda: at_far.tracker.answered_total == 2)
+        (bridge,) = events.executed("bridge")
+        assert bridge["Application-Data"].endswith(f"sofia/external/proxied@{far.sip_address}")
+        assert at_proxy.tracker.count_sessions() == 2  # in from far, out to far
+        assert caller.call is not None and len(caller.call) == 2  # its far end is on far
+        await caller.hangup()
+        await until(at_far, at_far.tracker.is_idle)
+        await until(at_proxy, at_proxy.tracker.is_idle)
 
 
 async def test_playrec_records_both_ends(

@@ -537,7 +537,10 @@ class SofiaChannel(Channel):
         channel.set_profile(inbound_profile)
         dialog = Dialog(uac, channel, hop)
         uac.dialog = channel.dialog = dialog
-        a_ip, a_port, b_ip, b_port = uac_profile.ip, uac_profile.port, profile.ip, profile.port
+        a_ip, a_port, b_ip = uac_profile.ip, uac_profile.port, profile.ip
+        # The Request-URI and To stay as the caller wrote them: an INVITE routed
+        # here by fs_path may name another host, where a proxy would send it on.
+        to_host, to_port = uac.target.host, uac.target.port
         if hop is None:
             source_ip, source_port = a_ip, a_port
             full_via = dialog.caller_via
@@ -593,16 +596,16 @@ class SofiaChannel(Channel):
                 ("sip_full_via", full_via),
                 ("sip_from_display", caller.caller_id_name),
                 ("sip_full_from", f"{from_uri};tag={dialog.from_tag}"),
-                ("sip_full_to", f"<sip:{user}@{b_ip}:{b_port}>"),
+                ("sip_full_to", f"<sip:{user}@{to_host}:{to_port}>"),
                 ("sip_allow", SIP_ALLOW),
                 ("sip_req_user", user),
-                ("sip_req_port", str(b_port)),
-                ("sip_req_uri", f"{user}@{b_ip}:{b_port}"),
-                ("sip_req_host", b_ip),
+                ("sip_req_port", str(to_port)),
+                ("sip_req_uri", f"{user}@{to_host}:{to_port}"),
+                ("sip_req_host", to_host),
                 ("sip_to_user", user),
-                ("sip_to_port", str(b_port)),
-                ("sip_to_uri", f"{user}@{b_ip}:{b_port}"),
-                ("sip_to_host", b_ip),
+                ("sip_to_port", str(to_port)),
+                ("sip_to_uri", f"{user}@{to_host}:{to_port}"),
+                ("sip_to_host", to_host),
                 ("sip_contact_user", "mod_sofia"),
                 ("sip_contact_port", str(a_port)),
                 ("sip_contact_uri", f"mod_sofia@{a_ip}:{a_port}"),
