@@ -36,6 +36,7 @@ import click
 import switchy.apps
 from switchy.apps import app_name
 from switchy.client import Client
+from switchy.conditions import Conditions
 from switchy.errors import ConnectError, SwitchyError
 from switchy.esl.connection import DEFAULT_PASSWORD, ReconnectPolicy
 from switchy.marks import event_callback
@@ -186,7 +187,7 @@ class Service:
         self.refuse_with = refuse_with
         self.state = "idle"
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._conditions = Conditions("service")
         self._stopped: asyncio.Event | None = None
         self._cut_short: asyncio.Event | None = None
 
@@ -435,28 +436,10 @@ class Service:
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Return once ``predicate()`` holds, checked whenever the service or a node
         changes state (or an app finished loading); TimeoutError after ``timeout``."""
-        if predicate():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._watchers.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"service: condition not met within {timeout}s") from None
-        finally:
-            if entry in self._watchers:
-                self._watchers.remove(entry)
+        await self._conditions.wait(predicate, timeout)
 
     def _changed(self) -> None:
-        for predicate, future in list(self._watchers):
-            if future.done():
-                continue
-            try:
-                if predicate():
-                    future.set_result(None)
-            except Exception as exc:
-                future.set_exception(exc)
+        self._conditions.check()
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

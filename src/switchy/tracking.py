@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchy.conditions import Conditions
 from switchy.errors import ConnectionLost
 from switchy.esl.connection import Connection
 from switchy.esl.protocol import Event
@@ -124,7 +125,7 @@ class Tracker:
         self._handlers: dict[str, list[tuple[str, EventHandler]]] = {}
         self._subscribed: set[str] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._conditions = Conditions(self.host)
         self._stop_listening: list[Callable[[], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -214,18 +215,7 @@ class Tracker:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Return once ``predicate()`` is true, checking after each event."""
-        if predicate():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._watchers.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"{self.host}: condition not met within {timeout}s") from None
-        finally:
-            if entry in self._watchers:
-                self._watchers.remove(entry)
+        await self._conditions.wait(predicate, timeout)
 
     # -- jobs ------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
@@ -348,17 +338,7 @@ class Tracker:
         if name == "CUSTOM":  # also dispatched by subclass, e.g. "mod_bert::lost_sync"
             for app_id, function in self._handlers.get(event.subclass or "", ()):
                 self._run(app_id, function, event)
-        if self._watchers:
-            self._check_watchers()
-
-    def _check_watchers(self) -> None:
-        for predicate, future in list(self._watchers):
-            if not future.done():
-                try:
-                    if predicate():
-                        future.set_result(None)
-                except Exception as exc:
-                    future.set_exception(exc)
+        self._conditions.check()
 
     def app_id_of(self, event: Event) -> str:
         """The app id an event's session belongs to: the first app id header present."""
