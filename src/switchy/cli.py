@@ -17,14 +17,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import click
 from rich.console import Console
 from rich.live import Live
 
+from switchy.cli_options import chosen_password, password_options
 from switchy.errors import ConfigurationError, ConnectError
-from switchy.esl.connection import DEFAULT_PASSWORD
 from switchy.loadgen.display import Progress, RateMeter, summary_table
 from switchy.loadgen.originator import ARRIVAL_KINDS, NODE_CHOICES, NODE_LOSS_POLICIES, Originator
 from switchy.loadgen.run import AppChoice, RunOutcome, RunSettings, run_load_test
@@ -132,16 +132,7 @@ def main(verbose: int) -> None:
     metavar="NAME[:WEIGHT][,key=value...]",
     help="Call app (see list-apps), repeatable for a weighted mix. Default: TonePlay.",
 )
-@click.option(
-    "--password",
-    envvar="SWITCHY_PASSWORD",
-    default=DEFAULT_PASSWORD,
-    help="Event socket password. Prefer SWITCHY_PASSWORD or --password-file: "
-    "command lines are visible to every user.",
-)
-@click.option(
-    "--password-file", type=click.File("r"), help="Read the event socket password from a file."
-)
+@password_options
 @click.option(
     "--results",
     type=click.Path(file_okay=False, path_type=Path),
@@ -176,7 +167,7 @@ def run(
     on_node_loss: str,
     apps: list[AppChoice],
     password: str,
-    password_file: Any,
+    password_file: TextIO | None,
     results: Path | None,
     seed: int | None,
     stats_interval: float,
@@ -189,8 +180,7 @@ def run(
     """
     if contacts and not proxy:
         raise click.UsageError("--proxy DUT[:PORT] is required when nodes are given")
-    if password_file is not None:
-        password = password_file.read().strip()
+    password = chosen_password(password, password_file)
     if not contacts and max_offered is None:
         max_offered = max(int(rate * DEMO_SECONDS), 1)
     settings = RunSettings(

@@ -29,12 +29,13 @@ import logging
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 import switchy.apps
 from switchy.apps import app_name
+from switchy.cli_options import chosen_password, password_options
 from switchy.client import Client
 from switchy.conditions import Conditions
 from switchy.errors import ConnectError, SwitchyError
@@ -509,16 +510,7 @@ async def _serve_from_cli(service: Service, hangup: bool, drain: float) -> None:
     help="Hand calls to the apps by this event header, whose value must be the app id "
     "(e.g. --app-header Caller-Context --app-id switchy).",
 )
-@click.option(
-    "--password",
-    envvar="SWITCHY_PASSWORD",
-    default=DEFAULT_PASSWORD,
-    help="Event socket password. Prefer SWITCHY_PASSWORD or --password-file: "
-    "command lines are visible to every user.",
-)
-@click.option(
-    "--password-file", type=click.File("r"), help="Read the event socket password from a file."
-)
+@password_options
 @click.option(
     "--drain",
     type=click.FloatRange(min=0),
@@ -538,7 +530,7 @@ def serve_command(
     app_id: str,
     app_header: str | None,
     password: str,
-    password_file: Any,
+    password_file: TextIO | None,
     drain: float,
     hangup: bool,
 ) -> None:
@@ -550,8 +542,7 @@ def serve_command(
     stopped by Ctrl-C or SIGTERM; 2 on a bad option, an unknown app, an
     unreachable node or a wrong password.
     """
-    if password_file is not None:
-        password = password_file.read().strip()
+    password = chosen_password(password, password_file)
     try:
         nodes = [parse_contact(contact) for contact in contacts]
     except ValueError as exc:
