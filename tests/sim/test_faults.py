@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,23 +14,14 @@ from switchy.esl.connection import ReconnectPolicy, connect
 from switchy.sim.server import ESLServer
 from switchy.sim.sofia import SipNetwork
 from switchy.sim.switch import Node
-from tests.sim.traces import WAIT, EslClient
+from tests.sim.traces import WAIT, EslClient, Simulation
 
 #: The rtp-timeout-sec of the nodes under test.
 RTP_TIMEOUT = 0.2
 
 
-@dataclass
-class Member:
+class Member(Simulation):
     """A node of the test network, its event socket and a client of it."""
-
-    node: Node
-    server: ESLServer
-    client: EslClient
-
-    @property
-    def sip_address(self) -> str:
-        return self.node.sip_profiles["external"].address
 
     async def reconnect(self) -> EslClient:
         self.client = await EslClient.login(self.server.host, self.server.port)
