@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -17,14 +17,6 @@ from switchy.sim.pytest_plugin import FreeSwitchTarget, SimulatorHandle
 from switchy.tracking import Tracker
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def client(fs: FreeSwitchTarget) -> AsyncIterator[Client]:
-    async with Client(fs.host, fs.port, fs.password) as client:
-        yield client
-        await client.hupall()
-        await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
 
 
 def assert_empty(tracker: Tracker) -> None:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,6 @@ from switchy.sim.bert import error_rate, errored_windows
 from switchy.sim.pytest_plugin import FreeSwitchTarget, SimulatorHandle
 
 from .helpers import TIMEOUT, log_events, until
-
-
-@pytest.fixture
-async def client(fs: FreeSwitchTarget) -> AsyncIterator[Client]:
-    async with Client(fs.host, fs.port, fs.password) as client:
-        yield client
-        await client.hupall()
-        await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
 
 
 async def call(client: Client, dest: str, app_id: str, **options: Any) -> Session:
