@@ -172,6 +172,39 @@ def _describe(command: str) -> str:
     return " ".join(words[:2]) if words[0] in ("api", "bgapi") else words[0]
 
 
+class _Request:
+    """A command waiting for its reply: the future its caller holds, how to read
+    the reply into that future's result, and when to give up on it."""
+
+    __slots__ = ("command", "deadline", "future", "read", "timer")
+
+    def __init__(
+        self, future: asyncio.Future[Any], read: Callable[[Frame], Any] | None, command: str
+    ) -> None:
+        self.future = future
+        self.read = read
+        self.command = command
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def finish(self, frame: Frame) -> None:
+        """Hand the reply to the caller, unless it gave up (timed out or cancelled)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        future = self.future
+        if future.done():
+            return
+        if self.read is None:
+            future.set_result(frame)
+            return
+        try:
+            value = self.read(frame)
+        except APIError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+
+
 class _Protocol(asyncio.BufferedProtocol):
     """Feeds one TCP connection's bytes to its :class:`Connection`.
 
@@ -244,12 +277,10 @@ class Connection:
         self._authenticated = False
         self._closing = False
         self._greeting: asyncio.Future[Frame] | None = None
-        self._replies: deque[asyncio.Future[Frame]] = deque()
+        self._replies: deque[_Request] = deque()
         # Commands waiting with the usual timeout, oldest first, and the one timer
-        # that times them out: (reply, caller's future, deadline, command).
-        self._watched: deque[tuple[asyncio.Future[Frame], asyncio.Future[Frame], float, str]] = (
-            deque()
-        )
+        # that times them out.
+        self._watched: deque[_Request] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._jobs: dict[str, asyncio.Future[Event]] = {}
         self._event_callbacks: list[EventCallback] = []
@@ -320,7 +351,7 @@ class Connection:
             line = f"auth {self._password}"
         else:
             line = f"userauth {self._user}:{self._password}"
-        reply = await self._request((line + "\n\n").encode())
+        reply = await self._request((line + "\n\n").encode(), "auth", None, None)
         if not reply.reply_text.lower().startswith("+ok accepted"):
             who = f"user {self._user!r}" if self._user else "password"
             raise AuthenticationError(f"{self.address}: authentication failed (wrong {who}?)")
@@ -334,15 +365,48 @@ class Connection:
             protocol.transport.abort()
 
     # -- commands -----------------------------------------------------------------------
-    def _request(self, data: bytes) -> asyncio.Future[Frame]:
-        """Send ``data`` now; return the future of its reply."""
+    def _request(
+        self,
+        data: bytes,
+        command: str,
+        read: Callable[[Frame], Any] | None,
+        timeout: float | None,
+    ) -> asyncio.Future[Any]:
+        """Send ``data`` now; return one future of its reply (through ``read``).
+
+        One future per command, resolved straight from the reply, the timeout or
+        the loss of the connection: commands are the load generator's hot path.
+        """
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             raise ConnectionLost(f"{self.address}: not connected ({self._loss_reason()})")
-        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self._replies.append(future)
+        loop = asyncio.get_running_loop()
+        request = _Request(loop.create_future(), read, command)
+        self._replies.append(request)
         protocol.transport.write(data)
-        return future
+        if timeout is not None:
+            if timeout == self.command_timeout:
+                # The usual timeout: deadlines come in sending order, so one watchdog
+                # timer for the oldest command serves them all.
+                self._watch(request, loop.time() + timeout)
+            else:
+                request.timer = loop.call_later(timeout, self._expire, request, timeout)
+        return request.future
+
+    def _encode(self, command: str, headers: Iterable[tuple[str, str]]) -> bytes:
+        """The command's bytes; ValueError for a line that could inject another."""
+        check_line(command, "command")
+        lines = [command]
+        for name, value in headers:
+            check_line(name, "header name")
+            check_line(value, f"header {name}")
+            if not name or ":" in name:
+                raise ValueError(f"invalid header name {name!r}")
+            lines.append(f"{name}: {value}")
+        return ("\n".join(lines) + "\n\n").encode()
+
+    def _timeout(self, timeout: Timeout) -> float | None:
+        return self.command_timeout if isinstance(timeout, _UseDefault) else timeout
 
     def send_nowait(
         self,
@@ -360,60 +424,24 @@ class Connection:
         timeout, leaves the command's place in the reply FIFO, so its late reply
         is dropped rather than handed to the next command.
         """
-        check_line(command, "command")
-        lines = [command]
-        for name, value in headers:
-            check_line(name, "header name")
-            check_line(value, f"header {name}")
-            if not name or ":" in name:
-                raise ValueError(f"invalid header name {name!r}")
-            lines.append(f"{name}: {value}")
-        reply = self._request(("\n".join(lines) + "\n\n").encode())
-        if isinstance(timeout, _UseDefault):
-            timeout = self.command_timeout
-        if timeout is None:
-            return reply
-        # Futures and callbacks rather than a task per command: commands are the
-        # load generator's hot path.
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[Frame] = loop.create_future()
-        timer: asyncio.TimerHandle | None = None
-        if timeout == self.command_timeout:
-            # The usual timeout: deadlines come in sending order, so one watchdog
-            # timer for the oldest command serves them all.
-            self._watch(reply, result, loop.time() + timeout, command)
-        else:
-            timer = loop.call_later(timeout, self._expire, reply, result, timeout, command)
-        reply.add_done_callback(functools.partial(_relay, result, timer))
-        result.add_done_callback(functools.partial(_abandon, reply, timer))
-        return result
+        data = self._encode(command, headers)
+        return self._request(data, command, None, self._timeout(timeout))
 
-    def _expire(
-        self,
-        reply: asyncio.Future[Frame],
-        result: asyncio.Future[Frame],
-        timeout: float,
-        command: str,
-    ) -> None:
-        if not result.done():
-            result.set_exception(
+    def _expire(self, request: _Request, timeout: float) -> None:
+        """Time out ``request``; its slot stays, so its late reply is dropped."""
+        if not request.future.done():
+            request.future.set_exception(
                 CommandTimeout(
-                    f"{self.address}: no reply to {_describe(command)!r} within {timeout}s"
+                    f"{self.address}: no reply to {_describe(request.command)!r} within {timeout}s"
                 )
             )
-        reply.cancel()  # its slot stays: the late reply is dropped
 
-    def _watch(
-        self,
-        reply: asyncio.Future[Frame],
-        result: asyncio.Future[Frame],
-        deadline: float,
-        command: str,
-    ) -> None:
+    def _watch(self, request: _Request, deadline: float) -> None:
         watched = self._watched
-        while watched and watched[0][1].done():
+        while watched and watched[0].future.done():
             watched.popleft()  # answered already
-        watched.append((reply, result, deadline, command))
+        request.deadline = deadline
+        watched.append(request)
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire_overdue)
 
@@ -424,12 +452,12 @@ class Connection:
         now = loop.time()
         watched = self._watched
         while watched:
-            reply, result, deadline, command = watched[0]
-            if not result.done() and deadline > now:
-                self._watchdog = loop.call_at(deadline, self._expire_overdue)
+            request = watched[0]
+            if not request.future.done() and request.deadline > now:
+                self._watchdog = loop.call_at(request.deadline, self._expire_overdue)
                 return
             watched.popleft()
-            self._expire(reply, result, self.command_timeout or 0.0, command)
+            self._expire(request, self.command_timeout or 0.0)
 
     async def send(
         self,
@@ -444,25 +472,10 @@ class Connection:
 
     def api_nowait(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> asyncio.Future[str]:
         """Send an API command now; return the future of its output (see :meth:`api`)."""
-        frames = self.send_nowait(f"api {command}", timeout=timeout)
-        result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        def convert(done: asyncio.Future[Frame]) -> None:
-            if result.done():
-                return
-            if done.cancelled():
-                result.cancel()
-            elif (error := done.exception()) is not None:
-                result.set_exception(error)
-            else:
-                try:
-                    result.set_result(self._api_output(command, done.result()))
-                except APIError as exc:
-                    result.set_exception(exc)
-
-        frames.add_done_callback(convert)
-        result.add_done_callback(functools.partial(_abandon, frames, None))
-        return result
+        line = f"api {command}"
+        data = self._encode(line, ())
+        read = functools.partial(self._api_output, command)
+        return self._request(data, line, read, self._timeout(timeout))
 
     async def api(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> str:
         """Run an API command and return its output.
@@ -636,9 +649,7 @@ class Connection:
         if not self._replies:
             log.warning("%s: unexpected %s, no command waiting", self.address, frame.content_type)
             return
-        future = self._replies.popleft()
-        if not future.done():  # done: its command timed out or was cancelled; drop the reply
-            future.set_result(frame)
+        self._replies.popleft().finish(frame)
 
     def _event_received(self, event: Event) -> None:
         if event.name == "BACKGROUND_JOB":
@@ -690,9 +701,11 @@ class Connection:
         if self._greeting is not None and not self._greeting.done():
             self._greeting.set_exception(ConnectError(f"{self.address}: {reason}"))
         replies, self._replies = self._replies, deque()
-        for future in replies:
-            if not future.done():
-                future.set_exception(error)
+        for request in replies:
+            if request.timer is not None:
+                request.timer.cancel()
+            if not request.future.done():
+                request.future.set_exception(error)
         self._watched.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -776,7 +789,7 @@ class Connection:
         if protocol is not None and protocol.transport is not None:
             if self._authenticated:
                 with contextlib.suppress(ConnectionLost):
-                    self._request(b"exit\n\n").add_done_callback(_ignore_result)
+                    self._request(b"exit\n\n", "exit", None, None).add_done_callback(_ignore_result)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.closed), timeout)
             if protocol.transport is not None:
@@ -796,34 +809,6 @@ def _describe_os_error(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({exc.strerror})"
     return exc.strerror or str(exc)
-
-
-def _relay(
-    result: asyncio.Future[Frame],
-    timer: asyncio.TimerHandle | None,
-    reply: asyncio.Future[Frame],
-) -> None:
-    """Pass a reply (or its failure) on to the future a caller holds."""
-    if timer is not None:
-        timer.cancel()
-    if result.done():
-        return
-    if reply.cancelled():
-        result.cancel()
-    elif (error := reply.exception()) is not None:
-        result.set_exception(error)
-    else:
-        result.set_result(reply.result())
-
-
-def _abandon(
-    inner: asyncio.Future[Any], timer: asyncio.TimerHandle | None, outer: asyncio.Future[Any]
-) -> None:
-    """The caller gave up on ``outer``: stop waiting for ``inner`` (its slot stays)."""
-    if outer.cancelled():
-        inner.cancel()
-        if timer is not None:
-            timer.cancel()
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:
