@@ -212,7 +212,7 @@ class Session:
         self._history.append(event)
         name = event.name
         if name not in self.times:
-            self.times[name] = _event_time(event)
+            self.times[name] = event.timestamp or 0.0
         waiters = self._waiters.pop(name, None)
         if waiters:
             for waiter in waiters:
@@ -236,12 +236,12 @@ class Session:
     @property
     def time(self) -> float:
         """When the most recent event happened (seconds since the epoch)."""
-        return _event_time(self._history[-1])
+        return self._history[-1].timestamp or 0.0
 
     @property
     def uptime(self) -> float:
         """Seconds from the session's creation to its most recent event."""
-        return self.time - _event_time(self.create_event)
+        return self.time - (self.create_event.timestamp or 0.0)
 
     @property
     def hangup_cause(self) -> str | None:
@@ -462,11 +462,6 @@ class Session:
 class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"session {self.extra['uuid'] if self.extra else '?'}: {msg}", kwargs
-
-
-def _event_time(event: Event) -> float:
-    stamp = event.get("Event-Date-Timestamp")
-    return int(stamp) / 1e6 if stamp and stamp.isdigit() else 0.0
 
 
 class Call:

@@ -145,6 +145,16 @@ def test_hangup_complete_keeps_both_hangup_causes() -> None:
     assert complete["Hangup-Cause"] == "NORMAL_CLEARING"
 
 
+def test_timestamp_is_event_date_timestamp_in_seconds() -> None:
+    events = [f.event for f in parse_all(server_chunks("03_call_lifecycle_plain")) if f.is_event]
+    for event in events:
+        assert event.timestamp == int(event["Event-Date-Timestamp"]) / 1e6
+    stamp = '{"Event-Name": "X", "Event-Date-Timestamp": "1700000000123456"}'
+    assert JsonEvent(stamp.encode()).timestamp == 1700000000.123456
+    assert PlainEvent(plain_event("Event-Name: X")).timestamp is None
+    assert PlainEvent(plain_event("Event-Name: X", "Event-Date-Timestamp: soon")).timestamp is None
+
+
 def test_custom_event_subclass_is_the_first_header() -> None:
     events = [f.event for f in parse_all(server_chunks("09_bert")) if f.is_event]
     bert = next(e for e in events if e.name == "CUSTOM")

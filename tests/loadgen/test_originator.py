@@ -90,6 +90,7 @@ async def test_max_offered_is_exact_and_every_call_has_one_record(
         assert record.request_time is not None
         assert record.request_time <= record.job_result_time
         assert record.caller_hangup_cause == "NORMAL_CLEARING"
+    assert not generator._callees  # nothing kept of ended calls
     assert_idle(pool)
 
 
@@ -150,6 +151,7 @@ async def test_stop_and_hupall_leave_nothing_behind(pool: Pool, fs: FreeSwitchTa
     await generator.waitwhile(timeout=TIMEOUT)
     assert generator.offered == offered
     assert generator.active_calls == 0
+    assert not generator._callees
     assert len(records) == offered
     causes = Counter(r.caller_hangup_cause for r in records if r.outcome == ANSWERED)
     assert causes["NORMAL_CLEARING"] >= 1

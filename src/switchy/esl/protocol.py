@@ -308,12 +308,13 @@ class Event:
     """
 
     # Routing headers are cached; False means "not looked up yet" (None: absent).
-    __slots__ = ("_job_uuid", "_map", "_name", "_pairs", "_uuid")
+    __slots__ = ("_job_uuid", "_map", "_name", "_pairs", "_timestamp", "_uuid")
 
     def __init__(self) -> None:
         self._name: str | bool = False
         self._uuid: str | bool | None = False
         self._job_uuid: str | bool | None = False
+        self._timestamp: float | bool | None = False
         self._pairs: list[tuple[str, str]] | None = None
         self._map: dict[str, str] | None = None
 
@@ -355,6 +356,16 @@ class Event:
         if job_uuid is False:
             job_uuid = self._job_uuid = self._lookup("Job-UUID")
         return job_uuid  # type: ignore[return-value]
+
+    @property
+    def timestamp(self) -> float | None:
+        """When FreeSWITCH made the event: ``Event-Date-Timestamp`` in seconds since
+        the epoch (microsecond resolution), or None if absent or unreadable."""
+        timestamp = self._timestamp
+        if timestamp is False:
+            stamp = self._lookup("Event-Date-Timestamp")
+            timestamp = self._timestamp = int(stamp) / 1e6 if stamp and stamp.isdigit() else None
+        return timestamp
 
     @property
     def subclass(self) -> str | None:
@@ -470,7 +481,7 @@ class PlainEvent(Event):
     __slots__ = ("_clean", "_data", "_head_end")
 
     def __init__(self, data: bytes) -> None:
-        self._name = self._uuid = self._job_uuid = False
+        self._name = self._uuid = self._job_uuid = self._timestamp = False
         self._pairs = self._map = None
         self._data = data
         self._head_end = -1  # index just past the last header line; -1: not known yet

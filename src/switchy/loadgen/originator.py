@@ -177,11 +177,6 @@ class _Call:
         self.hangup_timer: asyncio.TimerHandle | None = None
 
 
-def _event_time(event: Event) -> float | None:
-    stamp = event.get("Event-Date-Timestamp")
-    return int(stamp) / 1e6 if stamp and stamp.isdigit() else None
-
-
 class _Recorder:
     """Per-client event handlers feeding the originator's CDRs."""
 
@@ -266,6 +261,7 @@ class Originator:
         self._state = State.INITIAL
         self._apps = WeightedInterleave()
         self._calls: dict[str, _Call] = {}  # by caller uuid
+        self._callees: dict[str, _Call] = {}  # by callee uuid, from the callee's first event
         self._per_node: Counter[Client] = Counter()
         self._round_robin = itertools.cycle(pool.clients)
         self._arrivals: Arrivals | None = None
@@ -661,38 +657,40 @@ class Originator:
         if call is not None:
             self._caller_event(call, event)
             return
-        key = event.get(CALL_HEADER)
-        if key:
-            call = self._calls.get(key)
-            if call is not None:
-                call.callee_client = client
-                self._callee_event(call, event)
+        call = self._callees.get(uuid)
+        if call is None:  # a callee leg's first event, or a channel not of this originator
+            key = event.get(CALL_HEADER)
+            call = self._calls.get(key) if key else None
+            if call is None:
+                return
+            self._callees[uuid] = call
+            call.callee_client = client
+            call.record.callee_uuid = uuid
+        self._callee_event(call, event)
 
     def _caller_event(self, call: _Call, event: Event) -> None:
         record = call.record
         name = event.name
         if name == "CHANNEL_CREATE":
             call.caller_created = True
-            record.caller_create_time = _event_time(event)
+            record.caller_create_time = event.timestamp
             record.active_sessions_at_create = self.pool.count_sessions()
             record.active_calls_at_create = self.pool.count_calls()
             if self._hanging_up:
                 self._hang_up(call)
         elif name == "CHANNEL_PROGRESS":
-            record.caller_progress_time = record.caller_progress_time or _event_time(event)
+            record.caller_progress_time = record.caller_progress_time or event.timestamp
         elif name == "CHANNEL_PROGRESS_MEDIA":
-            record.caller_progress_media_time = record.caller_progress_media_time or _event_time(
-                event
-            )
+            record.caller_progress_media_time = record.caller_progress_media_time or event.timestamp
         elif name == "CHANNEL_ANSWER":
-            record.caller_answer_time = _event_time(event)
+            record.caller_answer_time = event.timestamp
             record.outcome = ANSWERED
             if record.caller_create_time is not None and record.caller_answer_time is not None:
                 self.setup_latencies.append(record.caller_answer_time - record.caller_create_time)
             holding = 0.0 if self._hanging_up else record.holding_time or 0.0
             call.hangup_timer = asyncio.get_running_loop().call_later(holding, self._hang_up, call)
         elif name == "CHANNEL_HANGUP":
-            record.caller_hangup_time = _event_time(event)
+            record.caller_hangup_time = event.timestamp
             record.caller_hangup_cause = event.get("Hangup-Cause")
         elif name == "CHANNEL_DESTROY":
             call.caller_done = True
@@ -706,15 +704,15 @@ class Originator:
         name = event.name
         if name == "CHANNEL_CREATE":
             call.callee_seen = True
-            record.callee_uuid = event.uuid
-            record.callee_create_time = _event_time(event)
+            record.callee_create_time = event.timestamp
         elif name == "CHANNEL_ANSWER":
-            record.callee_answer_time = _event_time(event)
+            record.callee_answer_time = event.timestamp
         elif name == "CHANNEL_HANGUP":
-            record.callee_hangup_time = _event_time(event)
+            record.callee_hangup_time = event.timestamp
             record.callee_hangup_cause = event.get("Hangup-Cause")
         elif name == "CHANNEL_DESTROY":
             call.callee_done = True
+            self._callees.pop(event.uuid or "", None)
             if call.caller_done:
                 self._finish(call)
 
@@ -773,6 +771,8 @@ class Originator:
     def _finish(self, call: _Call) -> None:
         if self._calls.pop(call.uuid, None) is None:
             return
+        if call.record.callee_uuid is not None:
+            self._callees.pop(call.record.callee_uuid, None)
         self._per_node[call.client] -= 1
         if self._per_node[call.client] <= 0:
             del self._per_node[call.client]
