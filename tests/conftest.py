@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from switchy import Client
+from switchy import Call, Client
+from switchy.models import Job
 from switchy.sim.pytest_plugin import FreeSwitchTarget
 
 #: How long the fixtures wait for the calls of a test to end.
@@ -20,3 +21,15 @@ async def client(fs: FreeSwitchTarget) -> AsyncIterator[Client]:
         yield client
         await client.hupall()
         await client.tracker.wait_for(client.tracker.is_idle, CLEANUP_TIMEOUT)
+
+
+async def both_legs(client: Client, job: Job, timeout: float) -> Call:
+    """The call ``job`` originated, once the tracker has seen both of its legs."""
+    tracker = client.tracker
+    await tracker.wait_for(
+        lambda: job.session is not None and job.session.call is not None, timeout
+    )
+    assert job.session is not None and job.session.call is not None
+    call = job.session.call
+    await tracker.wait_for(lambda: len(call) == 2, timeout)
+    return call

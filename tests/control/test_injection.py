@@ -20,6 +20,7 @@ from switchy import Client, Session
 from switchy.errors import APIError, CommandError, ConfigurationError
 from switchy.loadgen.run import AppChoice, RunSettings
 from switchy.sim.pytest_plugin import FreeSwitchTarget
+from tests.conftest import both_legs
 
 TIMEOUT = 10.0
 
@@ -45,13 +46,7 @@ HOSTILE = [
 async def answered_call(client: Client, fs: FreeSwitchTarget, user: str) -> Session:
     """A new answered call; returns its calling leg."""
     job = await client.originate(f"{user}@{fs.sip_address}", timeout=30)
-    tracker = client.tracker
-    await tracker.wait_for(
-        lambda: job.session is not None and job.session.call is not None, TIMEOUT
-    )
-    assert job.session is not None and job.session.call is not None
-    call = job.session.call
-    await tracker.wait_for(lambda: len(call) == 2, TIMEOUT)
+    call = await both_legs(client, job, TIMEOUT)
     await call.last.answer()
     await asyncio.wait_for(job, TIMEOUT)
     return job.session

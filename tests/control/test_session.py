@@ -11,6 +11,7 @@ from switchy import Client, Session
 from switchy.errors import APIError
 from switchy.models import Job
 from switchy.sim.pytest_plugin import FreeSwitchTarget
+from tests.conftest import both_legs
 
 TIMEOUT = 10.0
 
@@ -28,13 +29,7 @@ async def parked_call(client: Client, fs: FreeSwitchTarget, user: str) -> tuple[
     job = await client.originate(
         f"{user}@{fs.sip_address}", timeout=10, x_headers={"switchy_test": "yes"}
     )
-    tracker = client.tracker
-    await tracker.wait_for(
-        lambda: job.session is not None and job.session.call is not None, TIMEOUT
-    )
-    assert job.session is not None and job.session.call is not None
-    call = job.session.call
-    await tracker.wait_for(lambda: len(call) == 2, TIMEOUT)
+    call = await both_legs(client, job, TIMEOUT)
     callee = call.last
     await asyncio.wait_for(callee.recv("CHANNEL_PARK", past=True), TIMEOUT)
     return job, callee
