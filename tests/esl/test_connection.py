@@ -382,3 +382,47 @@ async def test_commands_time_out_in_order_with_the_default_timeout(
     assert await conn.api("echo after") == "after"  # the three late replies were dropped
     assert await asyncio.wait_for(conn.api("echo again"), TIMEOUT) == "again"
     await conn.close()
+
+
+async def test_a_read_interval_batches_what_arrives_while_reading_waits(
+    conn: Connection, fs: FreeSwitchTarget
+) -> None:
+    # The events of one read are handled together; a marker queued with call_soon
+    # after each event runs only once the whole read is handled, so it closes a batch.
+    listener = await connect(fs.host, fs.port, fs.password, read_interval=0.5)
+    loop = asyncio.get_running_loop()
+    batches: list[list[str]] = [[]]
+    arrived: dict[str, asyncio.Future[None]] = {
+        word: loop.create_future() for word in ("first", "second", "third")
+    }
+
+    def close_batch() -> None:
+        if batches[-1]:
+            batches.append([])
+
+    def on_event(event: Event) -> None:
+        word = event.get("API-Command-Argument", "")
+        if event.name == "API" and word in arrived:
+            batches[-1].append(word)
+            arrived[word].set_result(None)
+            loop.call_soon(close_batch)
+
+    try:
+        listener.on_event(on_event)
+        await listener.subscribe(["API"])
+        await conn.api("echo first")
+        await asyncio.wait_for(arrived["first"], TIMEOUT)
+        # Reading now waits half a second: both events come in while it does.
+        await conn.api("echo second")
+        await conn.api("echo third")
+        await asyncio.wait_for(asyncio.gather(arrived["second"], arrived["third"]), TIMEOUT)
+        assert [batch for batch in batches if batch] == [["first"], ["second", "third"]]
+        assert await listener.api("echo replies still come") == "replies still come"
+    finally:
+        await listener.close()
+
+
+@pytest.mark.parametrize("interval", [-0.001, float("nan")])
+def test_a_read_interval_must_be_a_duration(interval: float) -> None:
+    with pytest.raises(ValueError, match="read_interval must be >= 0"):
+        Connection("127.0.0.1", 8021, "ClueCon", read_interval=interval)

@@ -209,14 +209,19 @@ class _Protocol(asyncio.BufferedProtocol):
     """Feeds one TCP connection's bytes to its :class:`Connection`.
 
     The transport receives straight into the parser's buffer: no bytes object
-    is allocated, nor copied, per read.
+    is allocated, nor copied, per read. With a ``read_interval``, a read that
+    emptied the socket pauses reading for that long, so what arrives meanwhile
+    is read and handled in one go.
     """
 
-    def __init__(self, connection: Connection, max_frame_size: int) -> None:
+    def __init__(self, connection: Connection, max_frame_size: int, read_interval: float) -> None:
         self.connection = connection
         self.parser = Parser(max_frame_size)
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.read_interval = read_interval
+        self._offered = 0  # size of the last buffer handed to the transport
+        self._resume_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: other loops' transports (uvloop's) are
@@ -226,7 +231,9 @@ class _Protocol(asyncio.BufferedProtocol):
         self.connection._protocol = self
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.parser.buffer()
+        buffer = self.parser.buffer()
+        self._offered = len(buffer)
+        return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
@@ -235,11 +242,27 @@ class _Protocol(asyncio.BufferedProtocol):
             self.connection._protocol_error(self, exc)
             return
         self.connection._frames_received(self, frames)
+        # A full buffer means more bytes are likely waiting: read them at once.
+        if self.read_interval and nbytes < self._offered:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self._resume_timer = asyncio.get_running_loop().call_later(
+                    self.read_interval, self._resume_reading
+                )
+
+    def _resume_reading(self) -> None:
+        self._resume_timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
         if not self.closed.done():
             self.closed.set_result(None)
         self.connection._connection_lost(self, exc)
@@ -259,11 +282,14 @@ class Connection:
         command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         reconnect: ReconnectPolicy | bool = False,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        read_interval: float = 0.0,
     ) -> None:
         """Prefer :func:`connect`, which also opens the connection."""
         if user is not None:
             check_line(user, "user")
         check_line(password, "password")
+        if not read_interval >= 0:  # also refuses NaN
+            raise ValueError(f"read_interval must be >= 0 seconds, got {read_interval!r}")
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
@@ -273,6 +299,7 @@ class Connection:
         self._user = user
         self._reconnect = ReconnectPolicy() if reconnect is True else reconnect or None
         self._max_frame_size = max_frame_size
+        self.read_interval = read_interval
         self._protocol: _Protocol | None = None
         self._authenticated = False
         self._closing = False
@@ -336,7 +363,9 @@ class Connection:
         self._greeting = loop.create_future()
         try:
             await loop.create_connection(
-                lambda: _Protocol(self, self._max_frame_size), self.host, self.port
+                lambda: _Protocol(self, self._max_frame_size, self.read_interval),
+                self.host,
+                self.port,
             )
         except OSError as exc:
             raise ConnectError(f"{self.address}: {_describe_os_error(exc)}") from None
@@ -835,12 +864,16 @@ async def connect(
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
     reconnect: ReconnectPolicy | bool = False,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    read_interval: float = 0.0,
 ) -> Connection:
     """Open an authenticated event-socket connection.
 
     ``user`` switches to ``userauth user@domain:password``. ``reconnect``
     (True or a :class:`ReconnectPolicy`) re-opens a dropped connection with
-    backoff and restores its subscriptions and filters. Raises
+    backoff and restores its subscriptions and filters. ``read_interval``
+    (seconds, 0 by default) trades latency for CPU: after a read that empties
+    the socket, the next read waits that long, so a busy connection is read,
+    and its frames handled, in batches, each up to that much later. Raises
     :class:`ConnectError`, :class:`AuthenticationError` or :class:`AccessDenied`,
     each naming ``host:port`` (never the password).
     """
@@ -853,6 +886,7 @@ async def connect(
         command_timeout=command_timeout,
         reconnect=reconnect,
         max_frame_size=max_frame_size,
+        read_interval=read_interval,
     )
     await connection.open()
     return connection

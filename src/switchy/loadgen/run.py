@@ -69,6 +69,7 @@ class RunSettings:
     results: Path = Path("results")
     seed: int | None = None
     stats_interval: float = 5.0
+    read_interval: float = 0.0
     call_timeout: int = 60
 
     def describe(self) -> dict[str, Any]:
@@ -199,7 +200,9 @@ async def run_load_test(
             password=settings.password, sessions_per_second=simulator_sps(settings.rate)
         ).start()
         contacts = simulator.esl
-    pool = Pool.from_contacts(contacts, settings.password, reconnect=True)
+    pool = Pool.from_contacts(
+        contacts, settings.password, reconnect=True, read_interval=settings.read_interval
+    )
     try:
         await pool.connect()
         return await _run(settings, pool, simulator, interrupted, on_progress, progress_interval)
