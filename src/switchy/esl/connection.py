@@ -299,7 +299,7 @@ class Connection:
         self._user = user
         self._reconnect = ReconnectPolicy() if reconnect is True else reconnect or None
         self._max_frame_size = max_frame_size
-        self.read_interval = read_interval
+        self._read_interval = read_interval
         self._protocol: _Protocol | None = None
         self._authenticated = False
         self._closing = False
@@ -363,7 +363,7 @@ class Connection:
         self._greeting = loop.create_future()
         try:
             await loop.create_connection(
-                lambda: _Protocol(self, self._max_frame_size, self.read_interval),
+                lambda: _Protocol(self, self._max_frame_size, self._read_interval),
                 self.host,
                 self.port,
             )
