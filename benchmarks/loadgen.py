@@ -41,6 +41,10 @@ from switchy.loadgen import Originator
 from switchy.loadgen.run import SimulatorProcess, simulator_sps, sip_address
 from switchy.pool import Pool
 
+TARGET_RATE = 500  # calls/s, sustained with:
+TARGET_RATE_ERROR = 0.01
+TARGET_CPU_PER_CALL = 300e-6  # seconds
+
 
 class Answer:
     """The called leg answers as soon as it parks."""
@@ -138,6 +142,7 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
         f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'floor':>7} {'p99 late':>9} "
         f"{'RSS':>8} {'sim CPU':>8} {'answered':>9} {'failed':>7} {'blocked':>8}"
     )
+    verdicts = ""
     await generator.start()
     try:
         for rate in steps:
@@ -155,6 +160,8 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
             floor_cpu = cpu_seconds(floor_process) - floor_cpu
             attempted = generator.attempted - before[0]
             achieved = attempted / wall
+            if rate == TARGET_RATE:
+                verdicts = verdict(achieved, cpu / max(attempted, 1))
             print(
                 f"{rate:>7} {achieved:>9.1f} {(achieved - rate) / rate:>+7.1%} "
                 f"{cpu / max(attempted, 1) * 1e6:>7.0f}us "
@@ -176,6 +183,20 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
         floor.wait()
     if generator.failures:
         print("failures:", dict(generator.failures.most_common(5)))
+    if verdicts:
+        print(verdicts)
+
+
+def verdict(achieved: float, cpu_per_call: float) -> str:
+    """The target step's figures against the targets, one line."""
+    error = abs(achieved - TARGET_RATE) / TARGET_RATE
+    rate_ok = "ok" if error <= TARGET_RATE_ERROR else "MISSED"
+    cpu_ok = "ok" if cpu_per_call <= TARGET_CPU_PER_CALL else "ABOVE TARGET"
+    return (
+        f"at {TARGET_RATE} calls/s: rate error {error:.1%} (target <= {TARGET_RATE_ERROR:.0%}: "
+        f"{rate_ok}); CPU {cpu_per_call * 1e6:.0f} us/call "
+        f"(target <= {TARGET_CPU_PER_CALL * 1e6:.0f}: {cpu_ok})"
+    )
 
 
 def main() -> None:
