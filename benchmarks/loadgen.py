@@ -142,7 +142,7 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
         f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'floor':>7} {'p99 late':>9} "
         f"{'RSS':>8} {'sim CPU':>8} {'answered':>9} {'failed':>7} {'blocked':>8}"
     )
-    verdicts = ""
+    target_line = ""
     await generator.start()
     try:
         for rate in steps:
@@ -161,7 +161,7 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
             attempted = generator.attempted - before[0]
             achieved = attempted / wall
             if rate == TARGET_RATE:
-                verdicts = verdict(achieved, cpu / max(attempted, 1))
+                target_line = verdict(achieved, cpu / max(attempted, 1))
             print(
                 f"{rate:>7} {achieved:>9.1f} {(achieved - rate) / rate:>+7.1%} "
                 f"{cpu / max(attempted, 1) * 1e6:>7.0f}us "
@@ -183,8 +183,8 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
         floor.wait()
     if generator.failures:
         print("failures:", dict(generator.failures.most_common(5)))
-    if verdicts:
-        print(verdicts)
+    if target_line:
+        print(target_line)
 
 
 def verdict(achieved: float, cpu_per_call: float) -> str:
@@ -215,10 +215,10 @@ def main() -> None:
         return
     intervals = args.read_intervals.split(",")
     if len(intervals) > 1:  # each in a fresh process, so none inherits another's heap
+        same = ["--steps", args.steps, "--seconds", str(args.seconds), "--hold", str(args.hold)]
         for interval in intervals:
-            common = ["--steps", args.steps, "--seconds", str(args.seconds), "--hold"]
-            command = [sys.executable, __file__, *common, str(args.hold)]
-            subprocess.run([*command, "--read-intervals", interval], check=True)
+            command = [sys.executable, __file__, *same, "--read-intervals", interval]
+            subprocess.run(command, check=True)
         return
     steps = [int(step) for step in args.steps.split(",")]
     print(f"generator pid {os.getpid()}, {os.cpu_count()} CPUs")
