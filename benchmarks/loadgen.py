@@ -9,10 +9,11 @@ generator's CPU per call it prints the floor under it: the CPU per call of a
 bare reader, in a process of its own, that subscribes to the same events on
 the same nodes and drops their bytes unread (no parsing, no tracking).
 
-The steps run once per read interval (default 0 and 5 ms), each in a process
-of its own: 0 reads each event as it arrives; 5 ms batches the reads of each
-node's events connection (``Client(read_interval=...)``), trading up to 5 ms
-of event latency for fewer wake-ups.
+The steps run once per tick (default 0 and 5 ms), each in a process of its
+own: 0 does each piece of work as soon as it is due; 5 ms does it in passes
+every 5 ms (``Originator(tick=...)`` for arrivals and hang-ups, the clients'
+``read_interval`` for events and replies), trading up to 5 ms of lateness for
+one wake-up per pass.
 
 Targets on this machine class: >= 500 calls/s sustained with rate error <= 1%
 and <= 300 microseconds of generator CPU per call; memory flat across steps.
@@ -20,7 +21,7 @@ The simulator runs on the other core: when it cannot keep up, calls fail or
 block, and the figures say so.
 
     python benchmarks/loadgen.py [--steps 100,200,500,1000] [--seconds 5] [--hold 0.5]
-        [--read-intervals 0,5]
+        [--ticks 0,5]
 """
 
 from __future__ import annotations
@@ -113,15 +114,20 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else float("nan")
 
 
-async def run(steps: list[int], seconds: float, hold: float, read_interval: float) -> None:
+async def run(steps: list[int], seconds: float, hold: float, tick: float) -> None:
     simulator = await SimulatorProcess(
         nodes=2, sessions_per_second=simulator_sps(max(steps))
     ).start()
-    pool = Pool.from_contacts(simulator.esl, read_interval=read_interval)
+    pool = Pool.from_contacts(simulator.esl, read_interval=tick)
     await pool.connect()
     addresses = {client: await sip_address(client, "external") for client in pool}
     generator = Originator(
-        pool, rate=steps[0], limit=max(steps) * 4, duration=hold, node_choice="least-loaded"
+        pool,
+        rate=steps[0],
+        limit=max(steps) * 4,
+        duration=hold,
+        node_choice="least-loaded",
+        tick=tick,
     )
     generator.set_orig_cmd(
         lambda client: {"dest_url": f"bench@{addresses[client]}"},
@@ -135,7 +141,7 @@ async def run(steps: list[int], seconds: float, hold: float, read_interval: floa
     me = psutil.Process()
     sim = psutil.Process(simulator.pid) if simulator.pid else None
     print(
-        f"read interval {read_interval * 1e3:g} ms; simulator pid {simulator.pid}, "
+        f"tick {tick * 1e3:g} ms; simulator pid {simulator.pid}, "
         f"DUT {simulator.dut_address}; hold {hold} s"
     )
     print(
@@ -205,7 +211,7 @@ def main() -> None:
     options.add_argument("--seconds", type=float, default=5.0)
     options.add_argument("--hold", type=float, default=0.5)
     options.add_argument(
-        "--read-intervals", default="0,5", help="milliseconds, comma-separated (default 0,5)"
+        "--ticks", default="0,5", help="milliseconds, comma-separated (default 0,5)"
     )
     options.add_argument("--bare-reader", metavar="HOST:PORT,...", help=argparse.SUPPRESS)
     options.add_argument("--events", help=argparse.SUPPRESS)
@@ -213,16 +219,15 @@ def main() -> None:
     if args.bare_reader:  # the floor's own process, started by start_bare_reader()
         asyncio.run(bare_reader(args.bare_reader.split(","), args.events))
         return
-    intervals = args.read_intervals.split(",")
-    if len(intervals) > 1:  # each in a fresh process, so none inherits another's heap
+    ticks = args.ticks.split(",")
+    if len(ticks) > 1:  # each in a fresh process, so none inherits another's heap
         same = ["--steps", args.steps, "--seconds", str(args.seconds), "--hold", str(args.hold)]
-        for interval in intervals:
-            command = [sys.executable, __file__, *same, "--read-intervals", interval]
-            subprocess.run(command, check=True)
+        for tick in ticks:
+            subprocess.run([sys.executable, __file__, *same, "--ticks", tick], check=True)
         return
     steps = [int(step) for step in args.steps.split(",")]
     print(f"generator pid {os.getpid()}, {os.cpu_count()} CPUs")
-    asyncio.run(run(steps, args.seconds, args.hold, float(intervals[0]) / 1e3))
+    asyncio.run(run(steps, args.seconds, args.hold, float(ticks[0]) / 1e3))
 
 
 if __name__ == "__main__":

@@ -147,15 +147,15 @@ def main(verbose: int) -> None:
     help="Seconds between rows of stats.csv.",
 )
 @click.option(
-    "--read-interval",
+    "--tick",
     type=click.FloatRange(min=0, max=1),
     default=0.0,
     show_default=True,
     metavar="SECONDS",
-    help="Read each node's events in batches, at most once per this many seconds "
-    "(e.g. 0.005): less generator CPU per call at hundreds of calls/s; each event is "
-    "then handled up to this much later, so answers and hang-ups by the apps come as "
-    "much later too.",
+    help="Do the generator's work in passes on ticks of this period (e.g. 0.005): "
+    "reading the nodes' events and replies, offering arrivals, hanging up. About a "
+    "third less generator CPU per call at hundreds of calls/s; each of these then "
+    "happens up to one tick late. 0: each as soon as due.",
 )
 @click.option(
     "--report",
@@ -182,7 +182,7 @@ def run(
     results: Path | None,
     seed: int | None,
     stats_interval: float,
-    read_interval: float,
+    tick: float,
     write_report: bool,
 ) -> None:
     """Offer calls from FreeSWITCH nodes (HOST[:PORT]...) to a device under test.
@@ -213,7 +213,7 @@ def run(
         results=results or _default_results(),
         seed=seed,
         stats_interval=stats_interval,
-        read_interval=read_interval,
+        tick=tick,
     )
     sys.exit(asyncio.run(_run(settings, write_report)))
 

@@ -78,10 +78,10 @@ class Client:
     """Controls one FreeSWITCH over its event socket (inbound method).
 
     It opens two connections: one for commands, one for events. A
-    ``read_interval`` (seconds) batches the reads of the events connection
-    (see :func:`~switchy.esl.connection.connect`): less CPU per event on a busy
-    node, each event handled up to that much later; command replies are never
-    delayed.
+    ``read_interval`` (seconds) batches the reads of both on the ticks of that
+    period (see :func:`~switchy.esl.connection.connect`): less CPU per call on
+    a busy node, each event and each command reply handled up to that much
+    later.
     """
 
     def __init__(
@@ -101,7 +101,12 @@ class Client:
         self.port = port
         self.address = f"{host}:{port}"
         self.connection = Connection(
-            host, port, password, command_timeout=command_timeout, reconnect=reconnect
+            host,
+            port,
+            password,
+            command_timeout=command_timeout,
+            reconnect=reconnect,
+            read_interval=read_interval,
         )
         self.events = Connection(
             host, port, password, reconnect=reconnect, read_interval=read_interval

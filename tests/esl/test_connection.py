@@ -384,7 +384,7 @@ async def test_commands_time_out_in_order_with_the_default_timeout(
     await conn.close()
 
 
-async def test_a_read_interval_batches_what_arrives_while_reading_waits(
+async def test_a_read_interval_batches_what_arrives_between_ticks(
     conn: Connection, fs: FreeSwitchTarget
 ) -> None:
     # The events of one read are handled together; a marker queued with call_soon
@@ -392,9 +392,8 @@ async def test_a_read_interval_batches_what_arrives_while_reading_waits(
     listener = await connect(fs.host, fs.port, fs.password, read_interval=0.5)
     loop = asyncio.get_running_loop()
     batches: list[list[str]] = [[]]
-    arrived: dict[str, asyncio.Future[None]] = {
-        word: loop.create_future() for word in ("first", "second", "third")
-    }
+    words = ("first", "second", "third", "fourth")
+    arrived: dict[str, asyncio.Future[None]] = {word: loop.create_future() for word in words}
 
     def close_batch() -> None:
         if batches[-1]:
@@ -412,11 +411,16 @@ async def test_a_read_interval_batches_what_arrives_while_reading_waits(
         await listener.subscribe(["API"])
         await conn.api("echo first")
         await asyncio.wait_for(arrived["first"], TIMEOUT)
-        # Reading now waits half a second: both events come in while it does.
+        # Reading now waits for the next tick, which may be near: "second" comes
+        # in before it or is read as it comes.
         await conn.api("echo second")
+        await asyncio.wait_for(arrived["second"], TIMEOUT)
+        # "second" was read on that tick or just after it, so the next read is
+        # nearly a whole interval away: both events come in before it.
         await conn.api("echo third")
-        await asyncio.wait_for(asyncio.gather(arrived["second"], arrived["third"]), TIMEOUT)
-        assert [batch for batch in batches if batch] == [["first"], ["second", "third"]]
+        await conn.api("echo fourth")
+        await asyncio.wait_for(asyncio.gather(arrived["third"], arrived["fourth"]), TIMEOUT)
+        assert [batch for batch in batches if batch] == [["first"], ["second"], ["third", "fourth"]]
         assert await listener.api("echo replies still come") == "replies still come"
     finally:
         await listener.close()

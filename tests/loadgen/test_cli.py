@@ -67,7 +67,7 @@ def test_a_run_against_the_simulator_writes_its_results(tmp_path: Path) -> None:
         str(results),
         "--stats-interval",
         "0.5",
-        "--read-interval",
+        "--tick",
         "0.005",
     )
     assert done.returncode == 0, done.stderr + done.stdout
@@ -79,7 +79,7 @@ def test_a_run_against_the_simulator_writes_its_results(tmp_path: Path) -> None:
     run = json.loads((results / "run.json").read_text())
     assert run["status"] == "finished"
     assert run["summary"]["offered"] == 60
-    assert run["settings"]["read_interval"] == 0.005
+    assert run["settings"]["tick"] == 0.005
     assert "password" not in json.dumps(run)
     assert (results / "stats.csv").read_text().count("\n") >= 2
 
@@ -90,8 +90,8 @@ def test_a_run_against_the_simulator_writes_its_results(tmp_path: Path) -> None:
         (("--rate", "0"), "--rate"),
         (("--limit", "ten"), "--limit"),
         (("--arrivals", "bursty"), "--arrivals"),
-        (("--read-interval", "5"), "--read-interval"),
-        (("--read-interval", "-0.1"), "--read-interval"),
+        (("--tick", "5"), "--tick"),
+        (("--tick", "-0.1"), "--tick"),
         (("--app", "NoSuchApp"), "known apps"),
         (("--app", "TonePlay:0"), "weight"),
         (("localhost:99999", "--proxy", "x"), "HOST[:PORT]"),

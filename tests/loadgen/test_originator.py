@@ -105,6 +105,29 @@ async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> 
     assert sum(1 for t in times if t - times[0] < 1.0) == 200
 
 
+async def test_a_tick_offers_arrivals_in_passes(fs: FreeSwitchTarget) -> None:
+    # Arrivals every 10 ms, ticks every 50 ms: calls go out in groups of about
+    # five, one group a tick, each call up to a tick late; without a tick, one
+    # call every 10 ms. The nodes are read on the same ticks.
+    pool = Pool.from_contacts([(fs.host, fs.port)], fs.password, read_interval=0.05)
+    await pool.connect()
+    try:
+        generator, records = originator(
+            pool, fs, rate=100, limit=50, duration=0.1, max_offered=50, tick=0.05
+        )
+        await generator.load_app(Answer)
+        await run_to_end(generator)
+        assert generator.answered == 50, (generator.blocked, generator.failures)
+        requests = sorted(r.request_time or 0.0 for r in records)
+        passes = 1 + sum(1 for a, b in itertools.pairwise(requests) if b - a > 0.005)
+        assert passes <= 15, requests
+        assert all(-0.001 <= late <= 0.15 for late in generator.lateness)
+        assert sum(generator.lateness) / len(generator.lateness) > 0.01
+        assert_idle(pool)
+    finally:
+        await pool.disconnect()
+
+
 async def test_the_limit_is_never_exceeded(pool: Pool, fs: FreeSwitchTarget) -> None:
     generator, records = originator(pool, fs, rate=200, limit=5, duration=0.1, max_offered=200)
     await generator.load_app(Answer)
@@ -250,6 +273,9 @@ async def test_configuration_errors_are_clear(pool: Pool, fs: FreeSwitchTarget) 
         generator.rate = -1
     with pytest.raises(ConfigurationError, match="limit"):
         generator.limit = 0
+    for tick in (-0.001, math.nan, math.inf):
+        with pytest.raises(ConfigurationError, match="tick"):
+            generator.tick = tick
     with pytest.raises(ConfigurationError, match="arrivals"):
         Originator(pool, arrivals="bursty")
     with pytest.raises(ConfigurationError, match="holding"):

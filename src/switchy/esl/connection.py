@@ -41,6 +41,7 @@ from switchy.errors import (
 )
 from switchy.esl.commands import check_line
 from switchy.esl.protocol import DEFAULT_MAX_FRAME_SIZE, Event, Frame, Parser
+from switchy.ticks import next_tick
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
@@ -210,8 +211,9 @@ class _Protocol(asyncio.BufferedProtocol):
 
     The transport receives straight into the parser's buffer: no bytes object
     is allocated, nor copied, per read. With a ``read_interval``, a read that
-    emptied the socket pauses reading for that long, so what arrives meanwhile
-    is read and handled in one go.
+    emptied the socket pauses reading until the next tick of that period (see
+    :mod:`switchy.ticks`), so what arrives meanwhile is read and handled in one
+    go, in the same pass as the other work on that tick.
     """
 
     def __init__(self, connection: Connection, max_frame_size: int, read_interval: float) -> None:
@@ -247,8 +249,9 @@ class _Protocol(asyncio.BufferedProtocol):
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
-                self._resume_timer = asyncio.get_running_loop().call_later(
-                    self.read_interval, self._resume_reading
+                loop = asyncio.get_running_loop()
+                self._resume_timer = loop.call_at(
+                    next_tick(loop.time(), self.read_interval), self._resume_reading
                 )
 
     def _resume_reading(self) -> None:
@@ -872,8 +875,10 @@ async def connect(
     (True or a :class:`ReconnectPolicy`) re-opens a dropped connection with
     backoff and restores its subscriptions and filters. ``read_interval``
     (seconds, 0 by default) trades latency for CPU: after a read that empties
-    the socket, the next read waits that long, so a busy connection is read,
-    and its frames handled, in batches, each up to that much later. Raises
+    the socket, the next read waits for the next multiple of it on the loop's
+    clock (:func:`switchy.ticks.next_tick`), so a busy connection is read, and
+    its frames handled, in batches, each up to that much later, and connections
+    with the same interval are read in the same pass. Raises
     :class:`ConnectError`, :class:`AuthenticationError` or :class:`AccessDenied`,
     each naming ``host:port`` (never the password).
     """

@@ -14,6 +14,12 @@ Traffic is described the way teletraffic theory does:
   ``duration = limit / rate``, so that the offered load ``rate × duration``
   equals ``limit`` erlangs.
 - **max_offered**: stop offering after this many calls (None: until stopped).
+- **tick** (s, 0 by default): offer arrivals and hang up calls on the ticks of
+  this period (:mod:`switchy.ticks`) rather than at their exact times. With
+  the pool's clients reading on the same ticks (``read_interval``), a busy
+  generator wakes once per tick for all its work, at about a third less CPU
+  per call; each arrival and hang-up is up to one tick late (arrivals keep
+  their schedule, so the rate is unchanged).
 
 Every offered call ends as one :class:`~switchy.measure.cdr.CallRecord`, passed
 to the ``on_record`` callbacks when its last leg has hung up.
@@ -43,6 +49,7 @@ from switchy.measure.cdr import ANSWERED, BLOCKED, FAILED, NODE_LOST, CallRecord
 from switchy.measure.store import CDRStore
 from switchy.models import Job
 from switchy.pool import Pool
+from switchy.ticks import next_tick
 from switchy.tracking import CALL_HEADER
 from switchy.traffic import (
     Arrivals,
@@ -200,7 +207,7 @@ class Originator:
     """Offers calls from a :class:`~switchy.pool.Pool` of nodes; see the module docstring.
 
     Settings (``rate``, ``limit``, ``duration``, ``max_offered``,
-    ``auto_duration``) can all be changed while it runs.
+    ``auto_duration``, ``tick``) can all be changed while it runs.
     """
 
     def __init__(
@@ -219,6 +226,7 @@ class Originator:
         node_choice: str = "round-robin",
         node_capacity: int | None = None,
         on_node_loss: str = "continue",
+        tick: float = 0.0,
         seed: int | None = None,
         on_record: Iterable[Callable[[CallRecord], Any]] = (),
         store: CDRStore | None = None,
@@ -256,6 +264,7 @@ class Originator:
             else _positive(duration if duration is not None else 10.0, "duration")
         )
         self.max_offered = max_offered
+        self._tick = _tick(tick)
         self._holding = _unit_holding(holding, holding_cv, seed)
         self.holding_kind = holding
         self._state = State.INITIAL
@@ -343,6 +352,16 @@ class Originator:
         self._auto_duration = value
         if value:
             self._duration = auto_duration_of(self._limit, self._rate)
+
+    @property
+    def tick(self) -> float:
+        """Arrivals and hang-ups fall on multiples of this (seconds; 0: exact times)."""
+        return self._tick
+
+    @tick.setter
+    def tick(self, value: float) -> None:
+        self._tick = _tick(value)
+        self._wake()
 
     @property
     def state(self) -> str:
@@ -550,6 +569,9 @@ class Originator:
                     break
                 due = self._start_mono + arrivals.peek_offset()
                 if due - loop.time() > 0.0005:
+                    tick = self._tick
+                    if tick and due < math.inf:  # an infinite due: rate 0, no arrival
+                        due = next_tick(due, tick)
                     await self._sleep_until(loop, due)
                     continue
                 offset = arrivals.next_offset()
@@ -688,7 +710,11 @@ class Originator:
             if record.caller_create_time is not None and record.caller_answer_time is not None:
                 self.setup_latencies.append(record.caller_answer_time - record.caller_create_time)
             holding = 0.0 if self._hanging_up else record.holding_time or 0.0
-            call.hangup_timer = asyncio.get_running_loop().call_later(holding, self._hang_up, call)
+            loop = asyncio.get_running_loop()
+            hangup_at = loop.time() + holding
+            if holding and self._tick:
+                hangup_at = next_tick(hangup_at, self._tick)
+            call.hangup_timer = loop.call_at(hangup_at, self._hang_up, call)
         elif name == "CHANNEL_HANGUP":
             record.caller_hangup_time = event.timestamp
             record.caller_hangup_cause = event.get("Hangup-Cause")
@@ -846,6 +872,12 @@ def _non_negative(value: float, name: str) -> float:
 def _positive(value: float, name: str) -> float:
     if _non_negative(value, name) == 0:
         raise ConfigurationError(f"{name} must be > 0, got {value!r}")
+    return float(value)
+
+
+def _tick(value: float) -> float:
+    if _non_negative(value, "tick") == math.inf:
+        raise ConfigurationError(f"tick must be a finite number of seconds, got {value!r}")
     return float(value)
 
 

@@ -69,7 +69,7 @@ class RunSettings:
     results: Path = Path("results")
     seed: int | None = None
     stats_interval: float = 5.0
-    read_interval: float = 0.0
+    tick: float = 0.0
     call_timeout: int = 60
 
     def describe(self) -> dict[str, Any]:
@@ -200,8 +200,9 @@ async def run_load_test(
             password=settings.password, sessions_per_second=simulator_sps(settings.rate)
         ).start()
         contacts = simulator.esl
+    # The nodes are read on the originator's ticks: one wake-up per tick for all.
     pool = Pool.from_contacts(
-        contacts, settings.password, reconnect=True, read_interval=settings.read_interval
+        contacts, settings.password, reconnect=True, read_interval=settings.tick
     )
     try:
         await pool.connect()
@@ -234,6 +235,7 @@ async def _run(
         holding=settings.holding,
         node_choice=settings.node_choice,
         on_node_loss=settings.on_node_loss,
+        tick=settings.tick,
         seed=settings.seed,
         on_record=[completed.append],
         store=store,
