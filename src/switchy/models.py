@@ -580,11 +580,15 @@ class Job:
     def _finished(self, future: asyncio.Future[str]) -> None:
         if not future.cancelled() and future.exception() is not None:
             future.exception()  # retrieved: failures are reported through the Job's API
-        if self.callback is not None:
+        # Called once, then dropped: a callback that refers to the job's owner (the
+        # load generator's calls do) would otherwise leave a cycle for the garbage
+        # collector, and every event it holds, behind each job.
+        callback, self.callback = self.callback, None
+        if callback is not None:
             try:
-                self.callback(self)
+                callback(self)
             except Exception:
-                log.exception("job %s callback %r failed", self.uuid, self.callback)
+                log.exception("job %s callback %r failed", self.uuid, callback)
 
     def resolve(self, event: Event, now: float) -> None:
         """Complete the job with its BACKGROUND_JOB event (called by the tracker)."""

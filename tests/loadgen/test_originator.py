@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import math
 from collections import Counter
@@ -92,6 +93,25 @@ async def test_max_offered_is_exact_and_every_call_has_one_record(
         assert record.caller_hangup_cause == "NORMAL_CLEARING"
     assert not generator._callees  # nothing kept of ended calls
     assert_idle(pool)
+
+
+async def test_ended_calls_leave_nothing_to_the_cycle_collector(
+    pool: Pool, fs: FreeSwitchTarget
+) -> None:
+    # Whatever refers back to a call (a job's callback, a session's call) is let
+    # go when it ends, so reference counting frees each call and the events it
+    # holds at once: none waits in the collector's generations.
+    generator, records = originator(pool, fs, rate=100, limit=10, duration=0.05, max_offered=60)
+    await generator.load_app(Answer)
+    gc.collect()
+    gc.disable()
+    try:
+        await run_to_end(generator)
+        assert generator.answered == 60
+        records.clear()
+        assert gc.collect() < 60  # a cycle a call would leave 60 of each of its objects
+    finally:
+        gc.enable()
 
 
 async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> None:
