@@ -210,7 +210,9 @@ class _Protocol(asyncio.BufferedProtocol):
     """Feeds one TCP connection's bytes to its :class:`Connection`.
 
     The transport receives straight into the parser's buffer: no bytes object
-    is allocated, nor copied, per read. With a ``read_interval``, a read that
+    is allocated, nor copied, per read. What one pass of the event loop sends
+    goes out in one write at its end: one system call, one segment for the
+    server to read. With a ``read_interval``, a read that
     emptied the socket pauses reading until the next tick of that period (see
     :mod:`switchy.ticks`), so what arrives meanwhile is read and handled in one
     go, in the same pass as the other work on that tick.
@@ -224,6 +226,7 @@ class _Protocol(asyncio.BufferedProtocol):
         self.read_interval = read_interval
         self._offered = 0  # size of the last buffer handed to the transport
         self._resume_timer: asyncio.TimerHandle | None = None
+        self._unsent: list[bytes] = []  # written during this loop pass
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: other loops' transports (uvloop's) are
@@ -253,6 +256,19 @@ class _Protocol(asyncio.BufferedProtocol):
                 self._resume_timer = loop.call_at(
                     next_tick(loop.time(), self.read_interval), self._resume_reading
                 )
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` at the end of this pass, with whatever else it sends."""
+        unsent = self._unsent
+        unsent.append(data)
+        if len(unsent) == 1:
+            asyncio.get_running_loop().call_soon(self._send_unsent)
+
+    def _send_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(unsent))
 
     def _resume_reading(self) -> None:
         self._resume_timer = None
@@ -404,7 +420,8 @@ class Connection:
         read: Callable[[Frame], Any] | None,
         timeout: float | None,
     ) -> asyncio.Future[Any]:
-        """Send ``data`` now; return one future of its reply (through ``read``).
+        """Send ``data`` (with the rest of this loop pass); return one future of its
+        reply (through ``read``).
 
         One future per command, resolved straight from the reply, the timeout or
         the loss of the connection: commands are the load generator's hot path.
@@ -415,7 +432,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         request = _Request(loop.create_future(), read, command)
         self._replies.append(request)
-        protocol.transport.write(data)
+        protocol.write(data)
         if timeout is not None:
             if timeout == self.command_timeout:
                 # The usual timeout: deadlines come in sending order, so one watchdog
