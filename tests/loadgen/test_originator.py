@@ -128,13 +128,22 @@ async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> 
 async def test_a_tick_offers_arrivals_in_passes(fs: FreeSwitchTarget) -> None:
     # Arrivals every 10 ms, ticks every 50 ms: calls go out in groups of about
     # five, one group a tick, each call up to a tick late; without a tick, one
-    # call every 10 ms. The nodes are read on the same ticks.
-    pool = Pool.from_contacts([(fs.host, fs.port)], fs.password, read_interval=0.05)
+    # call every 10 ms. get_originator has the nodes read on the same ticks.
+    records: list[CallRecord] = []
+    generator = get_originator(
+        [(fs.host, fs.port)],
+        fs.password,
+        rate=100,
+        limit=50,
+        duration=0.1,
+        max_offered=50,
+        tick=0.05,
+        on_record=[records.append],
+    )
+    pool = generator.pool
     await pool.connect()
     try:
-        generator, records = originator(
-            pool, fs, rate=100, limit=50, duration=0.1, max_offered=50, tick=0.05
-        )
+        generator.set_orig_cmd(dest_url=f"load@{fs.sip_address}", timeout=10)
         await generator.load_app(Answer)
         await run_to_end(generator)
         assert generator.answered == 50, (generator.blocked, generator.failures)
@@ -296,6 +305,8 @@ async def test_configuration_errors_are_clear(pool: Pool, fs: FreeSwitchTarget) 
     for tick in (-0.001, math.nan, math.inf):
         with pytest.raises(ConfigurationError, match="tick"):
             generator.tick = tick
+        with pytest.raises(ConfigurationError, match="tick"):
+            get_originator(["127.0.0.1"], tick=tick)
     with pytest.raises(ConfigurationError, match="arrivals"):
         Originator(pool, arrivals="bursty")
     with pytest.raises(ConfigurationError, match="holding"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,11 @@ def get_originator(
 ) -> Originator:
     """An :class:`Originator` over one client per contact (``host``, ``host:port`` or a
     (host, port) pair); connect it with ``await originator.pool.connect()``. Clients
-    reconnect to a lost node with backoff unless ``client_options`` say otherwise."""
-    pool = Pool.from_contacts(contacts, password, **{"reconnect": True, **(client_options or {})})
+    reconnect to a lost node with backoff, and read on the originator's ``tick``,
+    unless ``client_options`` say otherwise."""
+    tick = settings.get("tick", 0.0)
+    # A tick that is not a duration reads at once here; the Originator then refuses it.
+    valid = isinstance(tick, int | float) and 0 < tick < math.inf
+    defaults = {"reconnect": True, "read_interval": tick if valid else 0.0}
+    pool = Pool.from_contacts(contacts, password, **{**defaults, **(client_options or {})})
     return Originator(pool, **settings)
