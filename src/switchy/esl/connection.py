@@ -212,10 +212,10 @@ class _Protocol(asyncio.BufferedProtocol):
     The transport receives straight into the parser's buffer: no bytes object
     is allocated, nor copied, per read. What one pass of the event loop sends
     goes out in one write at its end: one system call, one segment for the
-    server to read. With a ``read_interval``, a read that
-    emptied the socket pauses reading until the next tick of that period (see
-    :mod:`switchy.ticks`), so what arrives meanwhile is read and handled in one
-    go, in the same pass as the other work on that tick.
+    server to read. With a ``read_interval``, a read that emptied the socket
+    pauses reading until the next tick of that period (see :mod:`switchy.ticks`),
+    so what arrives meanwhile is read and handled in one go, in the same pass as
+    the other work on that tick.
     """
 
     def __init__(self, connection: Connection, max_frame_size: int, read_interval: float) -> None:
