@@ -4,7 +4,9 @@ Rate steps (default 100, 200, 500, 1000 calls/s), each held for a few seconds
 with short holding times, calls looping node -> simulated DUT -> node. Per
 step it prints: achieved rate and its error against the target, generator CPU
 time per call (this process's CPU time / calls attempted), p99 lateness of
-arrivals against their schedule, and the generator's memory (RSS). Beside the
+arrivals against their schedule, the generator's memory (RSS) and the calls
+up at the end of the step (memory follows them: when the simulator saturates,
+calls queue in it and more are up at once). Beside the
 generator's CPU per call it prints the floor under it: the CPU per call of a
 bare reader, in a process of its own, that subscribes to the same events on
 the same nodes and drops their bytes unread (no parsing, no tracking).
@@ -146,7 +148,7 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
     )
     print(
         f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'floor':>7} {'p99 late':>9} "
-        f"{'RSS':>8} {'sim CPU':>8} {'answered':>9} {'failed':>7} {'blocked':>8}"
+        f"{'RSS':>8} {'calls up':>9} {'sim CPU':>8} {'answered':>9} {'failed':>7} {'blocked':>8}"
     )
     target_line = ""
     await generator.start()
@@ -173,7 +175,8 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
                 f"{cpu / max(attempted, 1) * 1e6:>7.0f}us "
                 f"{floor_cpu / max(attempted, 1) * 1e6:>5.0f}us "
                 f"{p99(list(generator.lateness)) * 1e3:>7.1f}ms "
-                f"{me.memory_info().rss / 2**20:>6.0f}MB {sim_cpu / wall:>7.0%} "
+                f"{me.memory_info().rss / 2**20:>6.0f}MB {generator.active_calls:>9} "
+                f"{sim_cpu / wall:>7.0%} "
                 f"{generator.answered - before[1]:>9} {generator.failed - before[2]:>7} "
                 f"{generator.blocked - before[3]:>8}"
             )
