@@ -426,7 +426,7 @@ async def test_a_read_interval_batches_what_arrives_between_ticks(
         await listener.close()
 
 
-@pytest.mark.parametrize("interval", [-0.001, float("nan")])
+@pytest.mark.parametrize("interval", [-0.001, float("nan"), float("inf")])
 def test_a_read_interval_must_be_a_duration(interval: float) -> None:
     with pytest.raises(ValueError, match="read_interval must be >= 0"):
         Connection("127.0.0.1", 8021, "ClueCon", read_interval=interval)

@@ -41,7 +41,7 @@ from switchy.errors import (
 )
 from switchy.esl.commands import check_line
 from switchy.esl.protocol import DEFAULT_MAX_FRAME_SIZE, Event, Frame, Parser
-from switchy.ticks import next_tick
+from switchy.ticks import check_tick, next_tick
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
@@ -307,8 +307,6 @@ class Connection:
         if user is not None:
             check_line(user, "user")
         check_line(password, "password")
-        if not read_interval >= 0:  # also refuses NaN
-            raise ValueError(f"read_interval must be >= 0 seconds, got {read_interval!r}")
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
@@ -318,7 +316,7 @@ class Connection:
         self._user = user
         self._reconnect = ReconnectPolicy() if reconnect is True else reconnect or None
         self._max_frame_size = max_frame_size
-        self._read_interval = read_interval
+        self._read_interval = check_tick(read_interval, "read_interval")
         self._protocol: _Protocol | None = None
         self._authenticated = False
         self._closing = False

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from switchy.esl.connection import DEFAULT_PASSWORD
 from switchy.loadgen.originator import Originator, State
 from switchy.pool import Contact, Pool
+from switchy.ticks import check_tick
 
 __all__ = ["Originator", "State", "get_originator"]
 
@@ -24,9 +24,6 @@ def get_originator(
     (host, port) pair); connect it with ``await originator.pool.connect()``. Clients
     reconnect to a lost node with backoff, and read on the originator's ``tick``,
     unless ``client_options`` say otherwise."""
-    tick = settings.get("tick", 0.0)
-    # A tick that is not a duration reads at once here; the Originator then refuses it.
-    valid = isinstance(tick, int | float) and 0 < tick < math.inf
-    defaults = {"reconnect": True, "read_interval": tick if valid else 0.0}
+    defaults = {"reconnect": True, "read_interval": check_tick(settings.get("tick", 0.0), "tick")}
     pool = Pool.from_contacts(contacts, password, **{**defaults, **(client_options or {})})
     return Originator(pool, **settings)

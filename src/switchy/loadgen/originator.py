@@ -49,7 +49,7 @@ from switchy.measure.cdr import ANSWERED, BLOCKED, FAILED, NODE_LOST, CallRecord
 from switchy.measure.store import CDRStore
 from switchy.models import Job
 from switchy.pool import Pool
-from switchy.ticks import next_tick
+from switchy.ticks import check_tick, next_tick
 from switchy.tracking import CALL_HEADER
 from switchy.traffic import (
     Arrivals,
@@ -264,7 +264,7 @@ class Originator:
             else _positive(duration if duration is not None else 10.0, "duration")
         )
         self.max_offered = max_offered
-        self._tick = _tick(tick)
+        self._tick = check_tick(tick, "tick")
         self._holding = _unit_holding(holding, holding_cv, seed)
         self.holding_kind = holding
         self._state = State.INITIAL
@@ -360,7 +360,7 @@ class Originator:
 
     @tick.setter
     def tick(self, value: float) -> None:
-        self._tick = _tick(value)
+        self._tick = check_tick(value, "tick")
         self._wake()
 
     @property
@@ -872,12 +872,6 @@ def _non_negative(value: float, name: str) -> float:
 def _positive(value: float, name: str) -> float:
     if _non_negative(value, name) == 0:
         raise ConfigurationError(f"{name} must be > 0, got {value!r}")
-    return float(value)
-
-
-def _tick(value: float) -> float:
-    if _non_negative(value, "tick") == math.inf:
-        raise ConfigurationError(f"tick must be a finite number of seconds, got {value!r}")
     return float(value)
 
 
