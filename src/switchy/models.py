@@ -565,7 +565,6 @@ class Job:
         self.event: Event | None = None
         self._session: weakref.ref[Session] | None = None
         self._future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._future.add_done_callback(self._finished)
 
     @property
     def session(self) -> Session | None:
@@ -577,9 +576,9 @@ class Job:
     def session(self, session: Session | None) -> None:
         self._session = weakref.ref(session) if session is not None else None
 
-    def _finished(self, future: asyncio.Future[str]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            future.exception()  # retrieved: failures are reported through the Job's API
+    def _finished(self) -> None:
+        """Run the callback, right where the job completes (not one loop pass later)."""
+        self._future.exception()  # retrieved: failures are reported through the Job's API
         # Called once, then dropped: a callback that refers to the job's owner (the
         # load generator's calls do) would otherwise leave a cycle for the garbage
         # collector, and every event it holds, behind each job.
@@ -605,12 +604,14 @@ class Job:
             self._future.set_result(body[4:].strip())
         else:
             self._future.set_result(body)
+        self._finished()
 
     def fail(self, error: BaseException, now: float) -> None:
         """Fail the job without a result (its node went away, say)."""
         if not self._future.done():
             self.result_time = now
             self._future.set_exception(error)
+            self._finished()
 
     def done(self) -> bool:
         return self._future.done()

@@ -191,10 +191,10 @@ class Tracker:
 
     def _connection_lost(self, error: BaseException) -> None:
         now = self.clock()
-        for job in list(self.jobs.values()):
-            job.fail(ConnectionLost(f"{self.host}: {error}"), now)
-        self.jobs.clear()
+        jobs, self.jobs = self.jobs, {}
         self._originating.clear()
+        for job in jobs.values():
+            job.fail(ConnectionLost(f"{self.host}: {error}"), now)
 
     # -- counting --------------------------------------------------------------------------
     def count_sessions(self) -> int:
