@@ -17,6 +17,7 @@ slow command never holds them back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -246,12 +247,15 @@ class Client:
         """:meth:`bgapi` without waiting for FreeSWITCH to take the command (call it
         in the event loop): a refusal, or losing the connection first, fails the
         :class:`Job` instead of raising."""
-        job, reply = self._send_bgapi(command, callback, sess_uuid)
-        reply.add_done_callback(lambda reply: self._bgapi_replied(job, reply))
+        job, _ = self._send_bgapi(command, callback, sess_uuid, settle_on_reply=True)
         return job
 
     def _send_bgapi(
-        self, command: str, callback: Callable[[Job], Any] | None, sess_uuid: str | None
+        self,
+        command: str,
+        callback: Callable[[Job], Any] | None,
+        sess_uuid: str | None,
+        settle_on_reply: bool = False,
     ) -> tuple[Job, asyncio.Future[Frame]]:
         job_uuid = ids.new_uuid()
         job = Job(
@@ -264,7 +268,11 @@ class Client:
         # Tracked before sending: the result may arrive before the reply.
         self.tracker.add_job(job)
         try:
-            reply = self.connection.send_nowait(f"bgapi {command}", [("Job-UUID", job_uuid)])
+            reply = self.connection.send_nowait(
+                f"bgapi {command}",
+                [("Job-UUID", job_uuid)],
+                on_done=functools.partial(self._bgapi_replied, job) if settle_on_reply else None,
+            )
         except BaseException:
             self.tracker.discard_job(job)
             raise

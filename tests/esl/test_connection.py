@@ -211,6 +211,51 @@ async def test_a_timed_out_command_does_not_shift_later_replies(
     await conn.close()
 
 
+async def test_on_done_runs_once_the_reply_a_timeout_or_the_loss_completes_the_future(
+    fs_simulator: Callable[..., SimulatorHandle], caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator, _, conn = await with_simulator(fs_simulator)
+    outcomes: list[tuple[str, object]] = []
+
+    def on_done(label: str) -> Callable[[asyncio.Future[object]], None]:
+        def record(future: asyncio.Future[object]) -> None:
+            assert future.done()
+            outcomes.append((label, future.exception() or future.result()))
+
+        return record
+
+    async def stall(cluster: Cluster) -> None:
+        server(cluster).stall_replies()
+
+    async def crash(cluster: Cluster) -> None:
+        server(cluster).drop_connections()
+
+    answered = conn.api_nowait("echo hi", on_done=on_done("reply"))
+    assert await answered == "hi"
+    assert outcomes == [("reply", "hi")]
+
+    def broken(future: asyncio.Future[object]) -> None:
+        raise RuntimeError("a broken callback")
+
+    with caplog.at_level(logging.ERROR):
+        assert (await conn.send_nowait("api echo again", on_done=broken)).body == b"again"
+    assert "a broken callback" in caplog.text  # logged; the connection carries on
+
+    simulator.call(stall)
+    with pytest.raises(CommandTimeout):
+        await conn.api_nowait("echo late", timeout=0.2, on_done=on_done("timeout"))
+    cancelled = conn.api_nowait("echo cancelled", on_done=on_done("cancelled"))
+    cancelled.cancel()
+    lost = conn.api_nowait("echo lost", on_done=on_done("lost"))
+    simulator.call(crash)
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(lost, TIMEOUT)
+    labels = [label for label, _ in outcomes]
+    assert labels == ["reply", "timeout", "lost"]  # not for the cancelled command
+    assert isinstance(outcomes[1][1], CommandTimeout)
+    assert isinstance(outcomes[2][1], ConnectionLost)
+
+
 async def test_pending_commands_fail_when_the_server_goes_away(
     fs_simulator: Callable[..., SimulatorHandle],
 ) -> None:

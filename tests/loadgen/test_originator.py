@@ -114,6 +114,30 @@ async def test_ended_calls_leave_nothing_to_the_cycle_collector(
         gc.enable()
 
 
+@pytest.mark.parametrize("tick", [0.0, 0.05])
+async def test_each_call_is_held_for_its_own_holding_time(
+    pool: Pool, fs: FreeSwitchTarget, tick: float
+) -> None:
+    # Exponential holding times end calls out of their order of answer; each is
+    # hung up once its own time is up (on the first tick after it, with a tick),
+    # as the server timed it from answer to hang-up.
+    generator, records = originator(
+        pool, fs, rate=50, limit=100, duration=0.2, holding="exp", seed=7, max_offered=40, tick=tick
+    )
+    await generator.load_app(Answer)
+    await run_to_end(generator)
+    answered = sorted((r for r in records if r.outcome == ANSWERED), key=lambda r: r.offered_index)
+    assert len(answered) == 40
+    holding = [r.holding_time or 0.0 for r in answered]
+    assert any(a > b + 0.05 for a, b in itertools.pairwise(holding))  # out of order
+    for record, wanted in zip(answered, holding, strict=True):
+        assert record.caller_hangup_cause == "NORMAL_CLEARING"
+        assert record.caller_hangup_time is not None and record.caller_answer_time is not None
+        held = record.caller_hangup_time - record.caller_answer_time
+        assert wanted - 0.005 <= held <= wanted + tick + 0.1, (record.offered_index, wanted, held)
+    assert_idle(pool)
+
+
 async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> None:
     generator, records = originator(pool, fs, rate=200, limit=1, duration=0.01, max_offered=400)
     await generator.load_app(Answer)

@@ -175,16 +175,22 @@ def _describe(command: str) -> str:
 
 class _Request:
     """A command waiting for its reply: the future its caller holds, how to read
-    the reply into that future's result, and when to give up on it."""
+    the reply into that future's result, what to run once it has one, and when
+    to give up on it."""
 
-    __slots__ = ("command", "deadline", "future", "read", "timer")
+    __slots__ = ("command", "deadline", "future", "on_done", "read", "timer")
 
     def __init__(
-        self, future: asyncio.Future[Any], read: Callable[[Frame], Any] | None, command: str
+        self,
+        future: asyncio.Future[Any],
+        read: Callable[[Frame], Any] | None,
+        command: str,
+        on_done: Callable[[asyncio.Future[Any]], object] | None,
     ) -> None:
         self.future = future
         self.read = read
         self.command = command
+        self.on_done = on_done
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
@@ -197,13 +203,28 @@ class _Request:
             return
         if self.read is None:
             future.set_result(frame)
-            return
-        try:
-            value = self.read(frame)
-        except APIError as exc:
-            future.set_exception(exc)
         else:
-            future.set_result(value)
+            try:
+                future.set_result(self.read(frame))
+            except APIError as exc:
+                future.set_exception(exc)
+        self._done()
+
+    def fail(self, error: BaseException) -> None:
+        """End the wait with ``error`` (a timeout, the connection's loss)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(error)
+            self._done()
+
+    def _done(self) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            try:
+                on_done(self.future)
+            except Exception:
+                log.exception("callback %r on the reply to %s failed", on_done, self.command)
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -417,6 +438,7 @@ class Connection:
         command: str,
         read: Callable[[Frame], Any] | None,
         timeout: float | None,
+        on_done: Callable[[asyncio.Future[Any]], object] | None = None,
     ) -> asyncio.Future[Any]:
         """Send ``data`` (with the rest of this loop pass); return one future of its
         reply (through ``read``).
@@ -428,7 +450,7 @@ class Connection:
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             raise ConnectionLost(f"{self.address}: not connected ({self._loss_reason()})")
         loop = asyncio.get_running_loop()
-        request = _Request(loop.create_future(), read, command)
+        request = _Request(loop.create_future(), read, command, on_done)
         self._replies.append(request)
         protocol.write(data)
         if timeout is not None:
@@ -461,6 +483,7 @@ class Connection:
         headers: Iterable[tuple[str, str]] = (),
         *,
         timeout: Timeout = USE_DEFAULT,
+        on_done: Callable[[asyncio.Future[Frame]], object] | None = None,
     ) -> asyncio.Future[Frame]:
         """Send a raw socket command now; return the future of its reply frame.
 
@@ -470,14 +493,19 @@ class Connection:
         :attr:`command_timeout`) or :class:`ConnectionLost`; cancelling it, or a
         timeout, leaves the command's place in the reply FIFO, so its late reply
         is dropped rather than handed to the next command.
+
+        ``on_done(future)`` runs as soon as the reply, the timeout or the loss of
+        the connection completes the future (not when the caller cancels it): the
+        same as ``future.add_done_callback(on_done)`` without its extra pass of
+        the event loop, for callers sending hundreds of commands a second.
         """
         data = self._encode(command, headers)
-        return self._request(data, command, None, self._timeout(timeout))
+        return self._request(data, command, None, self._timeout(timeout), on_done)
 
     def _expire(self, request: _Request, timeout: float) -> None:
         """Time out ``request``; its slot stays, so its late reply is dropped."""
         if not request.future.done():
-            request.future.set_exception(
+            request.fail(
                 CommandTimeout(
                     f"{self.address}: no reply to {_describe(request.command)!r} within {timeout}s"
                 )
@@ -517,12 +545,19 @@ class Connection:
         and return its reply frame; see :meth:`send_nowait`."""
         return await self.send_nowait(command, headers, timeout=timeout)
 
-    def api_nowait(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> asyncio.Future[str]:
-        """Send an API command now; return the future of its output (see :meth:`api`)."""
+    def api_nowait(
+        self,
+        command: str,
+        *,
+        timeout: Timeout = USE_DEFAULT,
+        on_done: Callable[[asyncio.Future[str]], object] | None = None,
+    ) -> asyncio.Future[str]:
+        """Send an API command now; return the future of its output (see :meth:`api`;
+        ``on_done`` as in :meth:`send_nowait`)."""
         line = f"api {command}"
         data = self._encode(line, ())
         read = functools.partial(self._api_output, command)
-        return self._request(data, line, read, self._timeout(timeout))
+        return self._request(data, line, read, self._timeout(timeout), on_done)
 
     async def api(self, command: str, *, timeout: Timeout = USE_DEFAULT) -> str:
         """Run an API command and return its output.
@@ -749,10 +784,7 @@ class Connection:
             self._greeting.set_exception(ConnectError(f"{self.address}: {reason}"))
         replies, self._replies = self._replies, deque()
         for request in replies:
-            if request.timer is not None:
-                request.timer.cancel()
-            if not request.future.done():
-                request.future.set_exception(error)
+            request.fail(error)
         self._watched.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -836,7 +868,7 @@ class Connection:
         if protocol is not None and protocol.transport is not None:
             if self._authenticated:
                 with contextlib.suppress(ConnectionLost):
-                    self._request(b"exit\n\n", "exit", None, None).add_done_callback(_ignore_result)
+                    self._request(b"exit\n\n", "exit", None, None, _ignore_result)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.closed), timeout)
             if protocol.transport is not None:
@@ -859,8 +891,7 @@ def _describe_os_error(exc: OSError) -> str:
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+    future.exception()
 
 
 def _event_tokens(names: Iterable[str]) -> str:

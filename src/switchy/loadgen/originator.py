@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import heapq
 import itertools
 import logging
 import math
@@ -163,7 +164,7 @@ class _Call:
         "caller_created",
         "caller_done",
         "client",
-        "hangup_timer",
+        "hangup_due",
         "job",
         "job_failed",
         "record",
@@ -181,7 +182,47 @@ class _Call:
         self.caller_done = False
         self.callee_seen = False
         self.callee_done = False
-        self.hangup_timer: asyncio.TimerHandle | None = None
+        #: When (loop time) its holding time ends, while that hang-up is still planned.
+        self.hangup_due: float | None = None
+
+
+class _HangupSchedule:
+    """The calls to hang up when their holding time ends: one heap and one event
+    loop timer for all of them. (A timer per call would put as many entries as
+    there are calls up into the event loop's own heap, whose entries compare in
+    Python; here they are tuples, compared in C, and on a tick the calls due at
+    the same moment share one wake-up.)"""
+
+    def __init__(self, hang_up: Callable[[_Call], None]) -> None:
+        self._hang_up = hang_up
+        self._due: list[tuple[float, int, _Call]] = []
+        self._order = itertools.count()  # ties in time keep their order; calls never compare
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def add(self, call: _Call, when: float) -> None:
+        """Hang ``call`` up at loop time ``when``, unless ``call.hangup_due`` changes first."""
+        call.hangup_due = when
+        heapq.heappush(self._due, (when, next(self._order), call))
+        if when < self._timer_at:  # (never for an endless holding time)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(when, self._run)
+            self._timer_at = when
+
+    def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The loop may run a timer a clock resolution early: what was due then is due.
+        now = max(loop.time(), self._timer_at)
+        self._timer, self._timer_at = None, math.inf
+        due = self._due
+        while due and due[0][0] <= now:
+            when, _, call = heapq.heappop(due)
+            if call.hangup_due == when:  # else hung up or ended already
+                self._hang_up(call)
+        if due and due[0][0] < math.inf:
+            self._timer_at = due[0][0]
+            self._timer = loop.call_at(self._timer_at, self._run)
 
 
 class _Recorder:
@@ -283,6 +324,7 @@ class Originator:
         self._wakeup: asyncio.Future[None] | None = None
         self._state_changed = asyncio.Event()
         self._hanging_up = False  # after hupall(): calls are killed as soon as seen
+        self._hangups = _HangupSchedule(self._hang_up)
         # Counters.
         self.offered = 0
         self.attempted = 0
@@ -714,14 +756,13 @@ class Originator:
             hangup_at = loop.time() + holding
             if holding and self._tick:
                 hangup_at = next_tick(hangup_at, self._tick)
-            call.hangup_timer = loop.call_at(hangup_at, self._hang_up, call)
+            self._hangups.add(call, hangup_at)
         elif name == "CHANNEL_HANGUP":
             record.caller_hangup_time = event.timestamp
             record.caller_hangup_cause = event.get("Hangup-Cause")
         elif name == "CHANNEL_DESTROY":
             call.caller_done = True
-            if call.hangup_timer is not None:
-                call.hangup_timer.cancel()
+            call.hangup_due = None
             if call.callee_done or not call.callee_seen:
                 self._finish(call)
 
@@ -743,16 +784,14 @@ class Originator:
                 self._finish(call)
 
     def _hang_up(self, call: _Call) -> None:
-        if call.hangup_timer is not None:
-            call.hangup_timer.cancel()
-            call.hangup_timer = None
+        call.hangup_due = None
         if not call.caller_done:
             try:
-                killed = call.client.connection.api_nowait(commands.uuid_kill(call.uuid))
+                call.client.connection.api_nowait(
+                    commands.uuid_kill(call.uuid), on_done=_ignore_failure
+                )
             except SwitchyError as exc:  # the node is gone: its calls end with it
                 log.debug("%s: cannot hang up %s: %s", call.client.address, call.uuid, exc)
-            else:
-                killed.add_done_callback(_ignore_failure)
 
     # -- nodes lost --------------------------------------------------------------------------
     def _node_lost(self, client: Client, error: BaseException) -> None:
@@ -762,8 +801,7 @@ class Originator:
         for call in list(self._calls.values()):
             if call.client is client:
                 loss.calls_lost += 1
-                if call.hangup_timer is not None:
-                    call.hangup_timer.cancel()
+                call.hangup_due = None
                 call.record.outcome = FAILED
                 call.record.failure_cause = NODE_LOST
                 self._finish(call)
@@ -852,7 +890,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 def _ignore_failure(future: asyncio.Future[Any]) -> None:
     """A hangup that fails: the call is already gone, which is all that was wanted."""
-    if not future.cancelled() and (error := future.exception()) is not None:
+    if (error := future.exception()) is not None:
         log.debug("ignored: %s", error)
 
 
