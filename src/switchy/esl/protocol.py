@@ -85,18 +85,19 @@ class Frame:
     ) -> None:
         self.content_type = content_type
         self.body = body
-        # None: the frame has only Content-Length and Content-Type (an event frame
-        # on the parser's fast path); the dict is built if someone asks for it.
+        # None: the frame has only Content-Length and Content-Type (a frame on the
+        # parser's fast path); the dict is built if someone asks for it.
         self._headers = headers
 
     @property
     def headers(self) -> dict[str, str]:
         """The outer headers (Content-Type, Content-Length, Reply-Text, ...)."""
-        if self._headers is None:
-            self._headers = {
-                "Content-Length": str(len(self.body)),
-                "Content-Type": self.content_type,
-            }
+        if self._headers is None:  # in the order FreeSWITCH writes them
+            length = str(len(self.body))
+            if self.content_type == "api/response":
+                self._headers = {"Content-Type": self.content_type, "Content-Length": length}
+            else:
+                self._headers = {"Content-Length": length, "Content-Type": self.content_type}
         return self._headers
 
     @property
@@ -145,6 +146,8 @@ def _parse_outer_headers(block: bytes) -> dict[str, str]:
 # How FreeSWITCH writes a plain event frame's header block (Content-Length first).
 _EVENT_HEAD_START = b"Content-Length: "
 _PLAIN_REST = b"Content-Type: text/event-plain\n\n"
+# How it writes an API reply's (Content-Type first).
+_API_HEAD_START = b"Content-Type: api/response\nContent-Length: "
 
 
 def _frame_from_head(head: bytes) -> Frame:
@@ -226,23 +229,34 @@ class Parser:
         try:
             while True:
                 if pending is None:
-                    # Fast path for the bulk of a busy stream, plain event frames:
-                    # "Content-Length: <n>\nContent-Type: text/event-plain\n\n<n bytes>".
-                    line_end = -1
+                    # Fast paths for the bulk of a busy stream: the two frames FreeSWITCH
+                    # writes with just these two headers, in this order, plain events
+                    # "Content-Length: <n>\nContent-Type: text/event-plain\n\n<n bytes>"
+                    # and API replies "Content-Type: api/response\nContent-Length: <n>\n\n".
+                    content_type = None
                     if buffer.startswith(_EVENT_HEAD_START, position, end):
-                        line_end = buffer.find(b"\n", position + 16, min(position + 40, end))
-                    if line_end > 0 and buffer.startswith(_PLAIN_REST, line_end + 1, end):
-                        digits = buffer[position + 16 : line_end]
+                        digits_at = position + len(_EVENT_HEAD_START)
+                        line_end = buffer.find(b"\n", digits_at, min(digits_at + 24, end))
+                        if line_end > 0 and buffer.startswith(_PLAIN_REST, line_end + 1, end):
+                            content_type = "text/event-plain"
+                            body_at = line_end + 1 + len(_PLAIN_REST)
+                    elif buffer.startswith(_API_HEAD_START, position, end):
+                        digits_at = position + len(_API_HEAD_START)
+                        line_end = buffer.find(b"\n", digits_at, min(digits_at + 24, end))
+                        if line_end > 0 and buffer.startswith(b"\n", line_end + 1, end):
+                            content_type, body_at = "api/response", line_end + 2
+                    if content_type is not None:
+                        digits = buffer[digits_at:line_end]
                         length = int(digits) if digits.isdigit() and len(digits) < 10 else -1
                         if not 0 <= length <= max_frame_size:
                             self._content_length(bytes(digits))  # raises the right error
-                        position = line_end + 1 + len(_PLAIN_REST)
+                        position = body_at
                         if end - position >= length:
                             body = bytes(view[position : position + length])
-                            frames.append(Frame("text/event-plain", None, body))
+                            frames.append(Frame(content_type, None, body))
                             position += length
                             continue
-                        pending = (Frame("text/event-plain"), length)
+                        pending = (Frame(content_type), length)
                     else:
                         head = self._next_head(buffer, position, end)
                         if head is None:
