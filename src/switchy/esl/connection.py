@@ -150,7 +150,10 @@ class BackgroundJob:
             raise CommandTimeout(
                 f"background job {self.uuid} ({self.command}) gave no result within {timeout}s"
             ) from None
-        return _check_api_body(self._source, event.body)
+        body = event.body
+        if body.startswith(_ERROR_ANSWERS):
+            raise _api_error(self._source, body)
+        return body
 
     def __await__(self) -> Generator[Any, None, str]:
         return self.wait().__await__()
@@ -160,11 +163,12 @@ class BackgroundJob:
         return f"<BackgroundJob {self.uuid} {self.command!r} {state}>"
 
 
-def _check_api_body(source: str, body: str) -> str:
-    """``body`` itself, or :class:`APIError` if it is an error answer from ``source``."""
-    if body.startswith(("-ERR", "-USAGE")):
-        raise APIError(f"{source}: {body.strip()}", reply=body)
-    return body
+_ERROR_ANSWERS = ("-ERR", "-USAGE")
+
+
+def _api_error(source: str, body: str) -> APIError:
+    """The error for ``body``, an error answer (``_ERROR_ANSWERS``) from ``source``."""
+    return APIError(f"{source}: {body.strip()}", reply=body)
 
 
 def _describe(command: str) -> str:
@@ -243,7 +247,8 @@ class _Protocol(asyncio.BufferedProtocol):
         self.connection = connection
         self.parser = Parser(max_frame_size)
         self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()  # looked up once: each lookup calls getpid()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
         self.read_interval = read_interval
         self._offered = 0  # size of the last buffer handed to the transport
         self._resume_timer: asyncio.TimerHandle | None = None
@@ -273,7 +278,7 @@ class _Protocol(asyncio.BufferedProtocol):
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
-                loop = asyncio.get_running_loop()
+                loop = self.loop
                 self._resume_timer = loop.call_at(
                     next_tick(loop.time(), self.read_interval), self._resume_reading
                 )
@@ -283,7 +288,7 @@ class _Protocol(asyncio.BufferedProtocol):
         unsent = self._unsent
         unsent.append(data)
         if len(unsent) == 1:
-            asyncio.get_running_loop().call_soon(self._send_unsent)
+            self.loop.call_soon(self._send_unsent)
 
     def _send_unsent(self) -> None:
         unsent, self._unsent = self._unsent, []
@@ -449,7 +454,7 @@ class Connection:
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             raise ConnectionLost(f"{self.address}: not connected ({self._loss_reason()})")
-        loop = asyncio.get_running_loop()
+        loop = protocol.loop
         request = _Request(loop.create_future(), read, command, on_done)
         self._replies.append(request)
         protocol.write(data)
@@ -569,10 +574,13 @@ class Connection:
         return await self.api_nowait(command, timeout=timeout)
 
     def _api_output(self, command: str, frame: Frame) -> str:
-        source = f"{self.address}: {_describe('api ' + command)}"
         if frame.content_type != "api/response":  # e.g. -ERR permission denied
+            source = f"{self.address}: {_describe('api ' + command)}"
             raise APIError(f"{source}: {frame.reply_text}", frame.reply_text)
-        return _check_api_body(source, frame.text)
+        body = frame.text
+        if body.startswith(_ERROR_ANSWERS):  # (the message is only made for an error)
+            raise _api_error(f"{self.address}: {_describe('api ' + command)}", body)
+        return body
 
     async def bgapi(
         self,
