@@ -163,8 +163,10 @@ class Session:
     __slots__ = (
         "__weakref__",
         "_commander",
+        "_firsts",
         "_history",
         "_loop",
+        "_vars",
         "_waiters",
         "answered",
         "app_id",
@@ -174,9 +176,7 @@ class Session:
         "host",
         "hungup",
         "job",
-        "times",
         "uuid",
-        "vars",
     )
 
     def __init__(
@@ -197,9 +197,8 @@ class Session:
         self.hungup = False
         self.call: Call | None = None
         self.job: Job | None = None
-        self.vars = SessionVars()
-        #: First time (seconds since the epoch, from Event-Date-Timestamp) each event arrived.
-        self.times: dict[str, float] = {}
+        self._vars: SessionVars | None = None  # made on first use: most sessions need none
+        self._firsts: dict[str, Event] = {}  # the first event of each name
         self._commander = commander
         self._loop = asyncio.get_running_loop()
         self._history: deque[Event] = deque(maxlen=history)
@@ -211,13 +210,26 @@ class Session:
         """Record ``event`` (called by the tracker for every event of this session)."""
         self._history.append(event)
         name = event.name
-        if name not in self.times:
-            self.times[name] = event.timestamp or 0.0
+        if name not in self._firsts:
+            self._firsts[name] = event
         waiters = self._waiters.pop(name, None)
         if waiters:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(event)
+
+    @property
+    def vars(self) -> SessionVars:
+        """Variables of this session's own, for apps (``sess.vars["done"] = True``)."""
+        if self._vars is None:
+            self._vars = SessionVars()
+        return self._vars
+
+    @property
+    def times(self) -> dict[str, float]:
+        """When each event first arrived (seconds since the epoch, from
+        Event-Date-Timestamp), by event name."""
+        return {name: event.timestamp or 0.0 for name, event in self._firsts.items()}
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
