@@ -187,6 +187,7 @@ class Session:
         host: str,
         app_id: str,
         history: int = DEFAULT_HISTORY,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.uuid: str = event.uuid or ""
         self.host = host
@@ -200,7 +201,7 @@ class Session:
         self._vars: SessionVars | None = None  # made on first use: most sessions need none
         self._firsts: dict[str, Event] = {}  # the first event of each name
         self._commander = commander
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()  # the loop its commands go through
         self._history: deque[Event] = deque(maxlen=history)
         self._waiters: dict[str, list[asyncio.Future[Event]]] = {}
         self.update(event)

@@ -127,10 +127,13 @@ class Tracker:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._conditions = Conditions(self.host)
         self._stop_listening: list[Callable[[], None]] = []
+        # The loop the events come on, for new sessions (each lookup calls getpid()).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         """Subscribe to the events needed and start processing them."""
+        self._loop = asyncio.get_running_loop()
         self._stop_listening = [
             self.connection.on_event(self.handle_event),
             self.connection.on_disconnect(self._connection_lost),
@@ -355,6 +358,7 @@ class Tracker:
             host=self.host,
             app_id=self.app_id_of(event),
             history=self.history,
+            loop=self._loop,
         )
         self.sessions[uuid] = session
         self.sessions_total += 1

@@ -200,14 +200,14 @@ class _HangupSchedule:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
-    def add(self, call: _Call, when: float) -> None:
-        """Hang ``call`` up at loop time ``when``, unless ``call.hangup_due`` changes first."""
+    def add(self, call: _Call, when: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Hang ``call`` up at ``loop`` time ``when``, unless ``call.hangup_due`` changes first."""
         call.hangup_due = when
         heapq.heappush(self._due, (when, next(self._order), call))
         if when < self._timer_at:  # (never for an endless holding time)
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_at(when, self._run)
+            self._timer = loop.call_at(when, self._run)
             self._timer_at = when
 
     def _run(self) -> None:
@@ -756,7 +756,7 @@ class Originator:
             hangup_at = loop.time() + holding
             if holding and self._tick:
                 hangup_at = next_tick(hangup_at, self._tick)
-            self._hangups.add(call, hangup_at)
+            self._hangups.add(call, hangup_at, loop)
         elif name == "CHANNEL_HANGUP":
             record.caller_hangup_time = event.timestamp
             record.caller_hangup_cause = event.get("Hangup-Cause")
