@@ -152,10 +152,10 @@ def main(verbose: int) -> None:
     default=0.0,
     show_default=True,
     metavar="SECONDS",
-    help="Do the generator's work in passes on ticks of this period (e.g. 0.005): "
-    "reading the nodes' events and replies, offering arrivals, hanging up. About a "
-    "third less generator CPU per call at hundreds of calls/s; each of these then "
-    "happens up to one tick late. 0: each as soon as due.",
+    help="Do the generator's work in passes on ticks of this period (e.g. 0.02): "
+    "reading the nodes' events and replies, offering arrivals, hanging up. About half "
+    "the generator CPU per call at hundreds of calls/s; each of these then happens "
+    "up to one tick late. 0: each as soon as due.",
 )
 @click.option(
     "--report",
