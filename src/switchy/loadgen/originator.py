@@ -820,7 +820,7 @@ class Originator:
         answered = call.record.caller_answer_time
         offset = self._clock_offsets.get(call.client)
         if answered is not None and offset is not None and offset.value is not None:
-            due += answered - offset.value - self.clock()  # less how long ago it was
+            due -= max(self.clock() - (answered - offset.value), 0.0)  # how long ago it was
         tick = self._tick
         if tick:
             wanted = due + self._rounding_carry
