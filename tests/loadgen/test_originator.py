@@ -16,7 +16,7 @@ from switchy import Session, event_callback
 from switchy.apps.players import TonePlay
 from switchy.errors import ConfigurationError
 from switchy.loadgen import Originator, get_originator
-from switchy.loadgen.originator import WeightedInterleave
+from switchy.loadgen.originator import WeightedInterleave, _ClockOffset
 from switchy.measure.cdr import ANSWERED, BLOCKED, FAILED, CallRecord
 from switchy.measure.store import CDRStore
 from switchy.pool import Pool
@@ -217,6 +217,22 @@ async def test_holding_times_count_from_the_answer_when_reading_on_ticks(
         assert abs(sum(held) / len(held) - 0.2) < 0.015, held
     finally:
         await pool.disconnect()
+
+
+def test_the_clock_offset_is_the_least_lately_and_follows_drift() -> None:
+    offset = _ClockOffset()
+    assert offset.value is None
+    offset.add(0.030, now=100.0)
+    offset.add(0.002, now=101.0)  # a quick trip: the best guess
+    offset.add(0.040, now=102.0)
+    assert offset.value == 0.002
+    window = _ClockOffset.WINDOW
+    offset.add(0.050, now=100.0 + window)  # a window later the old least still counts
+    assert offset.value == 0.002
+    offset.add(0.051, now=100.0 + 2 * window)  # two windows later it is forgotten
+    assert offset.value == 0.050
+    offset.add(0.052, now=100.0 + 3 * window)
+    assert offset.value == 0.051  # the clocks drifted apart: the offset follows
 
 
 async def test_the_limit_is_never_exceeded(pool: Pool, fs: FreeSwitchTarget) -> None:
