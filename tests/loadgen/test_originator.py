@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,36 +151,40 @@ async def test_deterministic_rate_is_exact(pool: Pool, fs: FreeSwitchTarget) -> 
     assert sum(1 for t in times if t - times[0] < 1.0) == 200
 
 
-async def test_a_tick_offers_arrivals_in_passes(fs: FreeSwitchTarget) -> None:
-    # Arrivals every 10 ms, ticks every 50 ms: calls go out in groups of about
-    # five, one group a tick, each call up to a tick late; without a tick, one
-    # call every 10 ms. get_originator has the nodes read on the same ticks.
+@contextlib.asynccontextmanager
+async def finished_run(
+    fs: FreeSwitchTarget, **settings: Any
+) -> AsyncIterator[tuple[Originator, list[CallRecord]]]:
+    """A get_originator() run of Answer calls to its end, with its CDRs; disconnects after."""
     records: list[CallRecord] = []
     generator = get_originator(
-        [(fs.host, fs.port)],
-        fs.password,
-        rate=100,
-        limit=50,
-        duration=0.1,
-        max_offered=50,
-        tick=0.05,
-        on_record=[records.append],
+        [(fs.host, fs.port)], fs.password, on_record=[records.append], **settings
     )
-    pool = generator.pool
-    await pool.connect()
+    await generator.pool.connect()
     try:
         generator.set_orig_cmd(dest_url=f"load@{fs.sip_address}", timeout=10)
         await generator.load_app(Answer)
         await run_to_end(generator)
+        yield generator, records
+    finally:
+        await generator.pool.disconnect()
+
+
+async def test_a_tick_offers_arrivals_in_passes(fs: FreeSwitchTarget) -> None:
+    # Arrivals every 10 ms, ticks every 50 ms: calls go out in groups of about
+    # five, one group a tick, each call up to a tick late; without a tick, one
+    # call every 10 ms. get_originator has the nodes read on the same ticks.
+    async with finished_run(fs, rate=100, limit=50, duration=0.1, max_offered=50, tick=0.05) as (
+        generator,
+        records,
+    ):
         assert generator.answered == 50, (generator.blocked, generator.failures)
         requests = sorted(r.request_time or 0.0 for r in records)
         passes = 1 + sum(1 for a, b in itertools.pairwise(requests) if b - a > 0.005)
         assert passes <= 15, requests
         assert all(-0.001 <= late <= 0.15 for late in generator.lateness)
         assert sum(generator.lateness) / len(generator.lateness) > 0.01
-        assert_idle(pool)
-    finally:
-        await pool.disconnect()
+        assert_idle(generator.pool)
 
 
 async def test_holding_times_count_from_the_answer_when_reading_on_ticks(
@@ -189,24 +195,11 @@ async def test_holding_times_count_from_the_answer_when_reading_on_ticks(
     # on a tick, so the caller's comes just after one). The hang-up counts the
     # 200 ms from the answer as the server timed it: held times are 200 ms on
     # average, each within a tick (not 200 ms plus the wait to be read).
-    records: list[CallRecord] = []
     tick = 0.05
-    generator = get_originator(
-        [(fs.host, fs.port)],
-        fs.password,
-        rate=50,
-        limit=50,
-        duration=0.2,
-        max_offered=40,
-        tick=tick,
-        on_record=[records.append],
-    )
-    pool = generator.pool
-    await pool.connect()
-    try:
-        generator.set_orig_cmd(dest_url=f"load@{fs.sip_address}", timeout=10)
-        await generator.load_app(Answer)
-        await run_to_end(generator)
+    async with finished_run(fs, rate=50, limit=50, duration=0.2, max_offered=40, tick=tick) as (
+        generator,
+        records,
+    ):
         assert generator.answered == 40, (generator.blocked, generator.failures)
         held = [
             (r.caller_hangup_time or 0.0) - (r.caller_answer_time or 0.0)
@@ -215,8 +208,6 @@ async def test_holding_times_count_from_the_answer_when_reading_on_ticks(
         ]
         assert all(0.2 - tick - 0.005 <= h <= 0.2 + tick + 0.1 for h in held), held
         assert abs(sum(held) / len(held) - 0.2) < 0.015, held
-    finally:
-        await pool.disconnect()
 
 
 def test_the_clock_offset_is_the_least_lately_and_follows_drift() -> None:
