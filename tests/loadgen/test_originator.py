@@ -45,6 +45,20 @@ class Reject:
             session.respond(486)
 
 
+class AnswerThenHangUp:
+    """The callee answers, then hangs up at once: calls end long before their time."""
+
+    @event_callback("CHANNEL_PARK")
+    def on_park(self, session: Session) -> None:
+        if session.is_inbound():
+            session.answer()
+
+    @event_callback("CHANNEL_ANSWER")
+    def on_answer(self, session: Session) -> None:
+        if session.is_inbound():
+            session.hangup()
+
+
 @pytest.fixture
 async def pool(fs: FreeSwitchTarget) -> AsyncIterator[Pool]:
     pool = Pool.from_contacts([(fs.host, fs.port)], fs.password)
@@ -137,6 +151,20 @@ async def test_each_call_is_held_for_its_own_holding_time(
         assert record.caller_hangup_time is not None and record.caller_answer_time is not None
         held = record.caller_hangup_time - record.caller_answer_time
         assert wanted - tick - 0.005 <= held <= wanted + tick + 0.1, (wanted, held)
+    assert_idle(pool)
+
+
+async def test_calls_ended_early_leave_no_planned_hang_ups_behind(
+    pool: Pool, fs: FreeSwitchTarget
+) -> None:
+    # Held for a minute as planned, each call is hung up by the far end at once:
+    # its planned hang-up is cancelled, and cancelled ones are dropped once they
+    # outnumber the rest, so they do not pile up for a minute.
+    generator, records = originator(pool, fs, rate=200, limit=300, duration=60, max_offered=300)
+    await generator.load_app(AnswerThenHangUp)
+    await run_to_end(generator)
+    assert Counter(r.outcome for r in records) == {ANSWERED: 300}
+    assert len(generator._hangups) <= 101
     assert_idle(pool)
 
 

@@ -194,17 +194,24 @@ class _HangupSchedule:
     loop timer for all of them. (A timer per call would put as many entries as
     there are calls up into the event loop's own heap, whose entries compare in
     Python; here they are tuples, compared in C, and on a tick the calls due at
-    the same moment share one wake-up.)"""
+    the same moment share one wake-up.)
+
+    A cancelled hang-up stays in the heap until it is due, unless cancelled
+    ones come to outnumber the rest: then the heap is rebuilt without them, so
+    calls that end long before their holding time do not pile up in it.
+    """
 
     def __init__(self, hang_up: Callable[[_Call], None]) -> None:
         self._hang_up = hang_up
         self._due: list[tuple[float, int, _Call]] = []
         self._order = itertools.count()  # ties in time keep their order; calls never compare
+        self._cancelled = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
     def add(self, call: _Call, when: float, loop: asyncio.AbstractEventLoop) -> None:
-        """Hang ``call`` up at ``loop`` time ``when``, unless ``call.hangup_due`` changes first."""
+        """Hang ``call`` up at ``loop`` time ``when`` (unless cancelled first)."""
+        self.cancel(call)
         call.hangup_due = when
         heapq.heappush(self._due, (when, next(self._order), call))
         if when < self._timer_at:  # (never for an endless holding time)
@@ -212,6 +219,17 @@ class _HangupSchedule:
                 self._timer.cancel()
             self._timer = loop.call_at(when, self._run)
             self._timer_at = when
+
+    def cancel(self, call: _Call) -> None:
+        """Forget ``call``'s planned hang-up, if it has one."""
+        if call.hangup_due is None:
+            return
+        call.hangup_due = None
+        self._cancelled += 1
+        if self._cancelled > 100 and 2 * self._cancelled > len(self._due):
+            self._due = [entry for entry in self._due if entry[2].hangup_due == entry[0]]
+            heapq.heapify(self._due)
+            self._cancelled = 0
 
     def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -221,11 +239,17 @@ class _HangupSchedule:
         due = self._due
         while due and due[0][0] <= now:
             when, _, call = heapq.heappop(due)
-            if call.hangup_due == when:  # else hung up or ended already
+            if call.hangup_due == when:
+                call.hangup_due = None
                 self._hang_up(call)
+            else:  # cancelled
+                self._cancelled -= 1
         if due and due[0][0] < math.inf:
             self._timer_at = due[0][0]
             self._timer = loop.call_at(self._timer_at, self._run)
+
+    def __len__(self) -> int:
+        return len(self._due)
 
 
 class _ClockOffset:
@@ -800,7 +824,7 @@ class Originator:
             record.caller_hangup_cause = event.get("Hangup-Cause")
         elif name == "CHANNEL_DESTROY":
             call.caller_done = True
-            call.hangup_due = None
+            self._hangups.cancel(call)
             if call.callee_done or not call.callee_seen:
                 self._finish(call)
 
@@ -846,7 +870,7 @@ class Originator:
                 self._finish(call)
 
     def _hang_up(self, call: _Call) -> None:
-        call.hangup_due = None
+        self._hangups.cancel(call)
         if not call.caller_done:
             try:
                 call.client.connection.api_nowait(
@@ -863,7 +887,7 @@ class Originator:
         for call in list(self._calls.values()):
             if call.client is client:
                 loss.calls_lost += 1
-                call.hangup_due = None
+                self._hangups.cancel(call)
                 call.record.outcome = FAILED
                 call.record.failure_cause = NODE_LOST
                 self._finish(call)
