@@ -45,13 +45,8 @@ class Reject:
             session.respond(486)
 
 
-class AnswerThenHangUp:
+class AnswerThenHangUp(Answer):
     """The callee answers, then hangs up at once: calls end long before their time."""
-
-    @event_callback("CHANNEL_PARK")
-    def on_park(self, session: Session) -> None:
-        if session.is_inbound():
-            session.answer()
 
     @event_callback("CHANNEL_ANSWER")
     def on_answer(self, session: Session) -> None:
