@@ -2,7 +2,7 @@
 
 Each pass hands one Tracker the events of N calls (fs-traces/03, both legs,
 fresh uuids, built ahead), as a load generator's pass on a tick does. The
-passes run back to back, then with a sleep of 1, 5, 20 and 50 ms after each,
+passes run back to back, then with a sleep of 1, 2, 3, 5, 20 and 50 ms after each,
 then back to back again, and the median CPU time of a pass is printed for
 each. No I/O is timed: what a sleep adds is what the machine charges for
 coming back to work (on this project's VM, about half as much again), which is
@@ -20,7 +20,7 @@ import time
 
 from tracking import batch_of_calls, new_tracker, recorded_call
 
-GAPS = (0.0, 0.001, 0.005, 0.02, 0.05, 0.0)  # seconds of sleep after each pass
+GAPS = (0.0, 0.001, 0.002, 0.003, 0.005, 0.02, 0.05, 0.0)  # seconds of sleep after each pass
 
 
 async def run(calls_per_pass: int, passes: int) -> None:
