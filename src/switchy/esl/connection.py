@@ -574,13 +574,14 @@ class Connection:
         return await self.api_nowait(command, timeout=timeout)
 
     def _api_output(self, command: str, frame: Frame) -> str:
-        if frame.content_type != "api/response":  # e.g. -ERR permission denied
-            source = f"{self.address}: {_describe('api ' + command)}"
+        answered = frame.content_type == "api/response"  # else e.g. -ERR permission denied
+        body = frame.text if answered else ""
+        if answered and not body.startswith(_ERROR_ANSWERS):
+            return body
+        source = f"{self.address}: {_describe('api ' + command)}"  # made for errors only
+        if not answered:
             raise APIError(f"{source}: {frame.reply_text}", frame.reply_text)
-        body = frame.text
-        if body.startswith(_ERROR_ANSWERS):  # (the message is only made for an error)
-            raise _api_error(f"{self.address}: {_describe('api ' + command)}", body)
-        return body
+        raise _api_error(source, body)
 
     async def bgapi(
         self,
