@@ -10,7 +10,20 @@ from switchy.loadgen.originator import Originator, State
 from switchy.pool import Contact, Pool
 from switchy.ticks import check_tick
 
-__all__ = ["Originator", "State", "get_originator"]
+__all__ = ["Originator", "State", "get_originator", "originator_pool"]
+
+
+def originator_pool(
+    contacts: Iterable[Contact],
+    password: str = DEFAULT_PASSWORD,
+    tick: float = 0.0,
+    **client_options: Any,
+) -> Pool:
+    """One client per contact, as an :class:`Originator` on ``tick`` wants them: they
+    reconnect to a lost node with backoff and read on the same ticks
+    (``read_interval``), unless ``client_options`` say otherwise."""
+    defaults = {"reconnect": True, "read_interval": check_tick(tick, "tick")}
+    return Pool.from_contacts(contacts, password, **{**defaults, **client_options})
 
 
 def get_originator(
@@ -20,10 +33,8 @@ def get_originator(
     client_options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Originator:
-    """An :class:`Originator` over one client per contact (``host``, ``host:port`` or a
-    (host, port) pair); connect it with ``await originator.pool.connect()``. Clients
-    reconnect to a lost node with backoff, and read on the originator's ``tick``,
-    unless ``client_options`` say otherwise."""
-    defaults = {"reconnect": True, "read_interval": check_tick(settings.get("tick", 0.0), "tick")}
-    pool = Pool.from_contacts(contacts, password, **{**defaults, **(client_options or {})})
+    """An :class:`Originator` over an :func:`originator_pool` of these contacts
+    (``host``, ``host:port`` or a (host, port) pair); connect it with
+    ``await originator.pool.connect()``."""
+    pool = originator_pool(contacts, password, settings.get("tick", 0.0), **(client_options or {}))
     return Originator(pool, **settings)

@@ -24,6 +24,7 @@ from typing import Any
 
 from switchy.client import Client
 from switchy.errors import APIError, ConfigurationError, SwitchyError
+from switchy.loadgen import originator_pool
 from switchy.loadgen.originator import Originator
 from switchy.measure.cdr import CallRecord
 from switchy.measure.stats import Gauges, StatsRecorder
@@ -200,10 +201,7 @@ async def run_load_test(
             password=settings.password, sessions_per_second=simulator_sps(settings.rate)
         ).start()
         contacts = simulator.esl
-    # The nodes are read on the originator's ticks: one wake-up per tick for all.
-    pool = Pool.from_contacts(
-        contacts, settings.password, reconnect=True, read_interval=settings.tick
-    )
+    pool = originator_pool(contacts, settings.password, settings.tick)
     try:
         await pool.connect()
         return await _run(settings, pool, simulator, interrupted, on_progress, progress_interval)
