@@ -32,6 +32,7 @@ __all__ = [
     "CALL_X_HEADER",
     "CORE_EVENTS",
     "DEFAULT_APP_ID",
+    "ENDED_BY_HANGUP",
     "AppRecord",
     "Tracker",
 ]
@@ -56,9 +57,24 @@ CORE_EVENTS = (
     "CHANNEL_CREATE",
     "CHANNEL_ANSWER",
     "CHANNEL_HANGUP",
-    "CHANNEL_DESTROY",
     "CHANNEL_UUID",
     "BACKGROUND_JOB",
+)
+#: Events FreeSWITCH sends of a channel only before its CHANNEL_HANGUP. While the
+#: tracker needs no others, a session ends with its CHANNEL_HANGUP and
+#: CHANNEL_DESTROY is not asked for: it carries every channel variable, as large
+#: an event as the hangup, on both legs of every call. Any other event (an
+#: app's RECORD_STOP, say, comes after the hangup) makes sessions last until
+#: their CHANNEL_DESTROY.
+ENDED_BY_HANGUP = frozenset(
+    {
+        *CORE_EVENTS,
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_OUTGOING",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_PARK",
+    }
 )
 
 SessionCallback = Callable[[Session], Any]
@@ -124,6 +140,7 @@ class Tracker:
         self._callbacks: dict[str, dict[str, list[SessionCallback]]] = {}
         self._handlers: dict[str, list[tuple[str, EventHandler]]] = {}
         self._subscribed: set[str] = set()
+        self._session_end = "CHANNEL_HANGUP"  # the event a session ends with
         self._tasks: set[asyncio.Future[Any]] = set()
         self._conditions = Conditions(self.host)
         self._stop_listening: list[Callable[[], None]] = []
@@ -152,6 +169,8 @@ class Tracker:
         names = set(CORE_EVENTS)
         for app in self.apps:
             names |= app.event_names
+        if not names <= ENDED_BY_HANGUP:
+            names.add("CHANNEL_DESTROY")
         return names
 
     async def update_subscriptions(self) -> None:
@@ -161,6 +180,9 @@ class Tracker:
         if missing and self.connection.connected:  # else start() subscribes
             await self.connection.subscribe(missing)
             self._subscribed.update(missing)
+            if {"CHANNEL_DESTROY", "ALL"} & self._subscribed:
+                # Only once subscribed, so that no session waits for an event not sent.
+                self._session_end = "CHANNEL_DESTROY"
 
     async def reconcile(self) -> tuple[int, int]:
         """Make the tracked state match the node's after a reconnect.
@@ -332,7 +354,7 @@ class Tracker:
                     if name == "CUSTOM":
                         for callback in callbacks.get(event.subclass or "", ()):
                             self._run(session.app_id, callback, session)
-                if name == "CHANNEL_DESTROY":
+                if name == self._session_end:
                     self._session_gone(session)
         handlers = self._handlers.get(name)
         if handlers is not None:

@@ -296,7 +296,6 @@ class _Recorder:
         "CHANNEL_PROGRESS_MEDIA",
         "CHANNEL_ANSWER",
         "CHANNEL_HANGUP",
-        "CHANNEL_DESTROY",
     )
     def on_event(self, event: Event) -> None:
         self._originator._channel_event(event, self._client)
@@ -822,7 +821,6 @@ class Originator:
         elif name == "CHANNEL_HANGUP":
             record.caller_hangup_time = event.timestamp
             record.caller_hangup_cause = event.get("Hangup-Cause")
-        elif name == "CHANNEL_DESTROY":
             call.caller_done = True
             self._hangups.cancel(call)
             if call.callee_done or not call.callee_seen:
@@ -863,7 +861,6 @@ class Originator:
         elif name == "CHANNEL_HANGUP":
             record.callee_hangup_time = event.timestamp
             record.callee_hangup_cause = event.get("Hangup-Cause")
-        elif name == "CHANNEL_DESTROY":
             call.callee_done = True
             self._callees.pop(event.uuid or "", None)
             if call.caller_done:
