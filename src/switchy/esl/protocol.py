@@ -143,11 +143,15 @@ def _parse_outer_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-# How FreeSWITCH writes a plain event frame's header block (Content-Length first).
-_EVENT_HEAD_START = b"Content-Length: "
-_PLAIN_REST = b"Content-Type: text/event-plain\n\n"
-# How it writes an API reply's (Content-Type first).
-_API_HEAD_START = b"Content-Type: api/response\nContent-Length: "
+# The bulk of a busy stream: the two frames FreeSWITCH writes with just these two
+# headers, in this order, a plain event (Content-Length first) and an API reply
+# (Content-Type first). Group 1 or 2 is the length, a length of more digits
+# takes the general path (and its error).
+_FAST_HEAD = re.compile(
+    rb"Content-Length: ([0-9]{1,9})\nContent-Type: text/event-plain\n\n"
+    rb"|Content-Type: api/response\nContent-Length: ([0-9]{1,9})\n\n"
+)
+_FAST_CONTENT_TYPES = ("", "text/event-plain", "api/response")
 
 
 def _frame_from_head(head: bytes) -> Frame:
@@ -225,32 +229,20 @@ class Parser:
         position = self._start
         pending = self._pending
         max_frame_size = self._max_frame_size
+        fast_head = _FAST_HEAD.match
         view = memoryview(buffer)  # slices of a view are copied once, not twice
         try:
             while True:
                 if pending is None:
-                    # Fast paths for the bulk of a busy stream: the two frames FreeSWITCH
-                    # writes with just these two headers, in this order, plain events
-                    # "Content-Length: <n>\nContent-Type: text/event-plain\n\n<n bytes>"
-                    # and API replies "Content-Type: api/response\nContent-Length: <n>\n\n".
-                    content_type = None
-                    if buffer.startswith(_EVENT_HEAD_START, position, end):
-                        digits_at = position + len(_EVENT_HEAD_START)
-                        line_end = buffer.find(b"\n", digits_at, min(digits_at + 24, end))
-                        if line_end > 0 and buffer.startswith(_PLAIN_REST, line_end + 1, end):
-                            content_type = "text/event-plain"
-                            body_at = line_end + 1 + len(_PLAIN_REST)
-                    elif buffer.startswith(_API_HEAD_START, position, end):
-                        digits_at = position + len(_API_HEAD_START)
-                        line_end = buffer.find(b"\n", digits_at, min(digits_at + 24, end))
-                        if line_end > 0 and buffer.startswith(b"\n", line_end + 1, end):
-                            content_type, body_at = "api/response", line_end + 2
-                    if content_type is not None:
-                        digits = buffer[digits_at:line_end]
-                        length = int(digits) if digits.isdigit() and len(digits) < 10 else -1
-                        if not 0 <= length <= max_frame_size:
-                            self._content_length(bytes(digits))  # raises the right error
-                        position = body_at
+                    # Fast path for the bulk of a busy stream (see _FAST_HEAD).
+                    match = fast_head(buffer, position, end)
+                    if match is not None:
+                        group = match.lastindex or 0  # 1: a plain event, 2: an API reply
+                        length = int(match[group])
+                        if length > max_frame_size:
+                            self._content_length(match[group])  # raises the right error
+                        content_type = _FAST_CONTENT_TYPES[group]
+                        position = match.end()
                         if end - position >= length:
                             body = bytes(view[position : position + length])
                             frames.append(Frame(content_type, None, body))
@@ -322,10 +314,13 @@ class Event:
     """
 
     # Routing headers are cached; False means "not looked up yet" (None: absent).
-    __slots__ = ("_job_uuid", "_map", "_name", "_pairs", "_timestamp", "_uuid")
+    __slots__ = ("_job_uuid", "_map", "_pairs", "_timestamp", "_uuid", "name")
+
+    #: ``Event-Name``, e.g. ``CHANNEL_ANSWER`` (``""`` if absent): read when the
+    #: event is made, as everything that gets an event dispatches on it.
+    name: str
 
     def __init__(self) -> None:
-        self._name: str | bool = False
         self._uuid: str | bool | None = False
         self._job_uuid: str | bool | None = False
         self._timestamp: float | bool | None = False
@@ -347,14 +342,6 @@ class Event:
         raise NotImplementedError
 
     # -- routing headers, cached ---------------------------------------------------
-    @property
-    def name(self) -> str:
-        """``Event-Name``, e.g. ``CHANNEL_ANSWER`` (``""`` if absent)."""
-        name = self._name
-        if name is False:
-            name = self._name = _true_name(self._lookup("Event-Name") or "", self)
-        return name  # type: ignore[return-value]
-
     @property
     def uuid(self) -> str | None:
         """``Unique-ID``: the channel this event is about, if any."""
@@ -465,6 +452,7 @@ def _plain_keys(name: str) -> tuple[bytes, bytes, int]:
 
 
 _EVENT_NAME_KEYS = _plain_keys("Event-Name")
+_EVENT_NAME_LINE = _EVENT_NAME_KEYS[1]
 _UNIQUE_ID_KEYS = _plain_keys("Unique-ID")
 _JOB_UUID_KEYS = _plain_keys("Job-UUID")
 
@@ -495,16 +483,22 @@ class PlainEvent(Event):
     __slots__ = ("_clean", "_data", "_head_end")
 
     def __init__(self, data: bytes) -> None:
-        self._name = self._uuid = self._job_uuid = self._timestamp = False
+        self._uuid = self._job_uuid = self._timestamp = False
         self._pairs = self._map = None
         self._data = data
         self._head_end = -1  # index just past the last header line; -1: not known yet
-        if data[:1] == b"C" and data.startswith(_BODY_LENGTH_LINE):
+        self._clean = 0  # data[:_clean] is known to hold no body Content-Length line
+        if data.startswith(_EVENT_NAME_LINE):  # FreeSWITCH's first line, always
+            start, end = len(_EVENT_NAME_LINE), data.find(b"\n")
+            name = _decode(data[start:end] if end > 0 else data[start:])
+            self.name = name if name != "COMMAND" else _true_name(name, self)
+            return
+        if data.startswith(_BODY_LENGTH_LINE):
             # Lookups find headers as "\nName: " after no body Content-Length line:
             # a first line that is one needs the exact end of the header block.
             end = data.find(b"\n\n")
             self._head_end = len(data) if end < 0 else end + 1
-        self._clean = 0  # data[:_clean] is known to hold no body Content-Length line
+        self.name = _true_name(self._find(_EVENT_NAME_KEYS) or "", self)
 
     def _find_head_end(self) -> int:
         data = self._data
@@ -565,16 +559,6 @@ class PlainEvent(Event):
         if _PERCENT in raw:
             raw = _unquote(raw)
         return raw.decode("utf-8", "replace")
-
-    @property
-    def name(self) -> str:
-        name = self._name
-        if name is False:
-            name = self._find(_EVENT_NAME_KEYS) or ""
-            if name == "COMMAND":  # see _true_name
-                name = _true_name(name, self)
-            self._name = name
-        return name  # type: ignore[return-value]
 
     @property
     def uuid(self) -> str | None:
@@ -650,6 +634,7 @@ class JsonEvent(Event):
         super().__init__()
         self._text = data.decode("utf-8", "replace")
         self._body: str | None = None
+        self.name = _true_name(self._lookup("Event-Name") or "", self)
 
     def _lookup(self, name: str) -> str | None:
         if self._pairs is None:
