@@ -489,8 +489,9 @@ class PlainEvent(Event):
         self._head_end = -1  # index just past the last header line; -1: not known yet
         self._clean = 0  # data[:_clean] is known to hold no body Content-Length line
         if data.startswith(_EVENT_NAME_LINE):  # FreeSWITCH's first line, always
-            start, end = len(_EVENT_NAME_LINE), data.find(b"\n")
-            name = _decode(data[start:end] if end > 0 else data[start:])
+            end = data.find(b"\n")
+            raw = data[len(_EVENT_NAME_LINE) : end] if end > 0 else data[len(_EVENT_NAME_LINE) :]
+            name = (_unquote(raw) if _PERCENT in raw else raw).decode("utf-8", "replace")
             self.name = name if name != "COMMAND" else _true_name(name, self)
             return
         if data.startswith(_BODY_LENGTH_LINE):
@@ -541,21 +542,23 @@ class PlainEvent(Event):
                     found = data.find(_ANCHOR, found + 1)
                 if found >= 0:
                     found -= anchor
-            if found < 0:
-                return None
             if found > self._clean:
                 head_end = self._head_end
                 if head_end < 0:
                     # In the header block unless the body's Content-Length line comes first.
                     if data.find(_BODY_LENGTH_KEY, self._clean, found) < 0:
                         self._clean = found
-                    else:
-                        head_end = self._find_head_end()
-                if head_end >= 0 and found >= head_end:
+                    elif found >= self._find_head_end():
+                        return None
+                elif found >= head_end:
                     return None
+            elif found < 0:
+                return None
             start = found + len(key)
-        end = data.find(b"\n", start)
-        raw = data[start:end] if end >= 0 else data[start:]
+        try:
+            raw = data[start : data.index(b"\n", start)]
+        except ValueError:  # the last line, without its line break
+            raw = data[start:]
         if _PERCENT in raw:
             raw = _unquote(raw)
         return raw.decode("utf-8", "replace")
