@@ -16,9 +16,9 @@ its own: 0 does each piece of work as soon as it is due; a tick of T does it in
 passes every T (``Originator(tick=...)`` for arrivals and hang-ups, the
 clients' ``read_interval`` for events and replies), trading up to T of
 lateness for one wake-up per pass. On this machine class a pass costs far
-more than the instructions it runs (fitting the figures across ticks: ~0.2 ms
-of CPU a call plus ~0.9 ms a pass), so the CPU per call falls as each pass
-handles more calls.
+more than the instructions it runs (several tenths of a millisecond of CPU,
+beside ~0.2 ms a call), so the CPU per call falls as each pass handles more
+calls.
 
 Targets on this machine class: >= 500 calls/s sustained with rate error <= 1%
 and <= 300 microseconds of generator CPU per call; memory flat across steps.

@@ -44,15 +44,14 @@ from switchy.esl.commands import originate
 from switchy.esl.connection import Connection, connect
 from switchy.esl.protocol import Event
 
-#: What a load generator subscribes to.
+#: What a load generator subscribes to (its tracker, its CDRs and an app that
+#: answers on CHANNEL_PARK).
 NARROW_EVENTS = (
     "CHANNEL_CREATE",
-    "CHANNEL_ORIGINATE",
     "CHANNEL_ANSWER",
     "CHANNEL_PARK",
     "CHANNEL_HANGUP",
-    "CHANNEL_HANGUP_COMPLETE",
-    "CHANNEL_DESTROY",
+    "CHANNEL_UUID",
     "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA",
     "BACKGROUND_JOB",
@@ -165,7 +164,7 @@ class Driver:
 
     def _caller_event(self, event: Event) -> None:
         self._latency(event)
-        if event.name == "CHANNEL_DESTROY":
+        if event.name == "CHANNEL_HANGUP":
             self.run.ended += 1
             self._check_done()
 
