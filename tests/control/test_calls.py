@@ -108,51 +108,6 @@ async def test_hangup_of_a_whole_call(fs: FreeSwitchTarget, client: Client) -> N
     assert tracker.count_calls() == 0
 
 
-async def test_sessions_end_with_their_hangup_when_nothing_later_is_asked_for(
-    fs: FreeSwitchTarget, client: Client
-) -> None:
-    await client.load_app(TonePlay)  # CHANNEL_PARK and CHANNEL_ANSWER: both before a hangup
-    assert "CHANNEL_DESTROY" not in client.events.subscriptions
-    job = await client.originate(f"short@{fs.sip_address}", app_id="TonePlay", timeout=5)
-    caller = client.tracker.sessions[await asyncio.wait_for(job, TIMEOUT)]
-    await caller.hangup()
-    await caller.recv("CHANNEL_HANGUP", TIMEOUT, past=True)
-    assert caller.uuid not in client.tracker.sessions  # gone with the event that ended it
-    await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
-
-
-class AfterHangup:
-    """Wants an event FreeSWITCH sends after a channel's hangup."""
-
-    def __init__(self) -> None:
-        self.completed: list[Session] = []
-
-    @event_callback("CHANNEL_PARK")
-    def on_park(self, session: Session) -> None:
-        if session.is_inbound():
-            session.answer()
-
-    @event_callback("CHANNEL_HANGUP_COMPLETE")
-    def on_hangup_complete(self, session: Session) -> None:
-        self.completed.append(session)
-
-
-async def test_sessions_last_until_destroyed_for_an_app_with_later_events(
-    fs: FreeSwitchTarget, client: Client
-) -> None:
-    app = AfterHangup()
-    await client.load_app(app, app_id="after")
-    assert "CHANNEL_DESTROY" in client.events.subscriptions
-    job = await client.originate(f"later@{fs.sip_address}", app_id="after", timeout=5)
-    tracker = client.tracker
-    caller = tracker.sessions[await asyncio.wait_for(job, TIMEOUT)]
-    await tracker.wait_for(lambda: tracker.count_sessions() == 2, TIMEOUT)
-    legs = sorted(tracker.sessions)
-    await caller.hangup()
-    await tracker.wait_for(tracker.is_idle, TIMEOUT)
-    assert sorted(session.uuid for session in app.completed) == legs
-
-
 class Broken:
     """An app whose callback raises on every answer."""
 
@@ -179,6 +134,47 @@ class Counting:
     @event_callback("CHANNEL_ANSWER")
     def on_answer(self, session: Session) -> None:
         self.answers += 1
+
+
+async def test_sessions_end_with_their_hangup_when_nothing_later_is_asked_for(
+    fs: FreeSwitchTarget, client: Client
+) -> None:
+    await client.load_app(TonePlay)  # CHANNEL_PARK and CHANNEL_ANSWER: both before a hangup
+    assert "CHANNEL_DESTROY" not in client.events.subscriptions
+    job = await client.originate(f"short@{fs.sip_address}", app_id="TonePlay", timeout=5)
+    caller = client.tracker.sessions[await asyncio.wait_for(job, TIMEOUT)]
+    await caller.hangup()
+    await caller.recv("CHANNEL_HANGUP", TIMEOUT, past=True)
+    assert caller.uuid not in client.tracker.sessions  # gone with the event that ended it
+    await client.tracker.wait_for(client.tracker.is_idle, TIMEOUT)
+
+
+class AfterHangup(Counting):
+    """Also wants an event FreeSWITCH sends after a channel's hangup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.completed: list[Session] = []
+
+    @event_callback("CHANNEL_HANGUP_COMPLETE")
+    def on_hangup_complete(self, session: Session) -> None:
+        self.completed.append(session)
+
+
+async def test_sessions_last_until_destroyed_for_an_app_with_later_events(
+    fs: FreeSwitchTarget, client: Client
+) -> None:
+    app = AfterHangup()
+    await client.load_app(app, app_id="after")
+    assert "CHANNEL_DESTROY" in client.events.subscriptions
+    job = await client.originate(f"later@{fs.sip_address}", app_id="after", timeout=5)
+    tracker = client.tracker
+    caller = tracker.sessions[await asyncio.wait_for(job, TIMEOUT)]
+    await tracker.wait_for(lambda: tracker.count_sessions() == 2, TIMEOUT)
+    legs = sorted(tracker.sessions)
+    await caller.hangup()
+    await tracker.wait_for(tracker.is_idle, TIMEOUT)
+    assert sorted(session.uuid for session in app.completed) == legs
 
 
 async def test_a_raising_callback_leaves_other_calls_and_apps_working(
