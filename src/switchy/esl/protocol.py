@@ -452,7 +452,6 @@ def _plain_keys(name: str) -> tuple[bytes, bytes, int]:
 
 
 _EVENT_NAME_KEYS = _plain_keys("Event-Name")
-_EVENT_NAME_LINE = _EVENT_NAME_KEYS[1]
 _UNIQUE_ID_KEYS = _plain_keys("Unique-ID")
 _JOB_UUID_KEYS = _plain_keys("Job-UUID")
 
@@ -488,13 +487,7 @@ class PlainEvent(Event):
         self._data = data
         self._head_end = -1  # index just past the last header line; -1: not known yet
         self._clean = 0  # data[:_clean] is known to hold no body Content-Length line
-        if data.startswith(_EVENT_NAME_LINE):  # FreeSWITCH's first line, always
-            end = data.find(b"\n")
-            raw = data[len(_EVENT_NAME_LINE) : end] if end > 0 else data[len(_EVENT_NAME_LINE) :]
-            name = (_unquote(raw) if _PERCENT in raw else raw).decode("utf-8", "replace")
-            self.name = name if name != "COMMAND" else _true_name(name, self)
-            return
-        if data.startswith(_BODY_LENGTH_LINE):
+        if data[:1] == b"C" and data.startswith(_BODY_LENGTH_LINE):
             # Lookups find headers as "\nName: " after no body Content-Length line:
             # a first line that is one needs the exact end of the header block.
             end = data.find(b"\n\n")
