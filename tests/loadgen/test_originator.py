@@ -353,6 +353,24 @@ async def test_settings_change_while_running(pool: Pool, fs: FreeSwitchTarget) -
     assert repr(generator).startswith("<Originator STOPPED")
 
 
+async def test_rate_zero_pauses_offering_until_the_rate_changes(
+    pool: Pool, fs: FreeSwitchTarget
+) -> None:
+    generator, records = originator(pool, fs, rate=0, limit=10, duration=0.05, max_offered=20)
+    await generator.load_app(Answer)
+    await generator.start()
+    assert generator.is_alive()
+    with pytest.raises(TimeoutError):  # nothing is due at rate 0
+        await generator.waitwhile(lambda: generator.offered == 0, timeout=0.2)
+    generator.rate = 200
+    await generator.waitwhile(timeout=TIMEOUT)
+    assert not generator.is_alive()
+    assert generator.offered == len(records) == 20
+    generator.stop()  # stopping a generator that has stopped changes nothing
+    await generator.shutdown(timeout=TIMEOUT)
+    assert generator.offered == 20
+
+
 async def test_poisson_arrivals_are_poisson(pool: Pool, fs: FreeSwitchTarget) -> None:
     # Nearly every arrival is blocked (limit 1, long holds): the schedule is what is tested.
     generator, records = originator(

@@ -235,12 +235,14 @@ class _Protocol(asyncio.BufferedProtocol):
     """Feeds one TCP connection's bytes to its :class:`Connection`.
 
     The transport receives straight into the parser's buffer: no bytes object
-    is allocated, nor copied, per read. What one pass of the event loop sends
+    is allocated, nor copied, per read. With a ``read_interval``, a read that
+    emptied the socket pauses reading until the next tick of that period (see
+    :mod:`switchy.ticks`), so what arrives meanwhile is read and handled in one
+    go, in the same pass as the other work on that tick; and what a pass sends
     goes out in one write at its end: one system call, one segment for the
-    server to read. With a ``read_interval``, a read that emptied the socket
-    pauses reading until the next tick of that period (see :mod:`switchy.ticks`),
-    so what arrives meanwhile is read and handled in one go, in the same pass as
-    the other work on that tick.
+    server to read. Without one, each command is written at once: work is not
+    batched then, and waiting for the end of the pass would cost a pass of the
+    event loop per command.
     """
 
     def __init__(self, connection: Connection, max_frame_size: int, read_interval: float) -> None:
@@ -284,11 +286,17 @@ class _Protocol(asyncio.BufferedProtocol):
                 )
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` at the end of this pass, with whatever else it sends."""
-        unsent = self._unsent
-        unsent.append(data)
-        if len(unsent) == 1:
-            self.loop.call_soon(self._send_unsent)
+        """Send ``data``: at once, or with a ``read_interval`` at the end of this
+        pass, with whatever else the pass sends."""
+        if self.read_interval:
+            unsent = self._unsent
+            unsent.append(data)
+            if len(unsent) == 1:
+                self.loop.call_soon(self._send_unsent)
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def _send_unsent(self) -> None:
         unsent, self._unsent = self._unsent, []
@@ -933,7 +941,8 @@ async def connect(
     the socket, the next read waits for the next multiple of it on the loop's
     clock (:func:`switchy.ticks.next_tick`), so a busy connection is read, and
     its frames handled, in batches, each up to that much later, and connections
-    with the same interval are read in the same pass. Raises
+    with the same interval are read in the same pass; the commands a pass sends
+    then go out in one write. Raises
     :class:`ConnectError`, :class:`AuthenticationError` or :class:`AccessDenied`,
     each naming ``host:port`` (never the password).
     """

@@ -375,10 +375,11 @@ class Originator:
         self._start_mono = 0.0
         self._start_wall = 0.0
         self._first_offer = self._last_offer = 0.0  # scheduled offsets
-        self._offer_task: asyncio.Task[None] | None = None
-        # What the offer loop sleeps on until the next arrival is due; a rate
-        # change or stop() resolves it early.
-        self._wakeup: asyncio.Future[None] | None = None
+        # Offering runs in timer callbacks, not a task (a task would take one more
+        # pass of the event loop per arrival): the timer of the next look at the
+        # schedule, and a future resolved when offering stops.
+        self._offer_timer: asyncio.Handle | None = None
+        self._offering: asyncio.Future[None] | None = None
         self._state_changed = asyncio.Event()
         self._hanging_up = False  # after hupall(): calls are killed as soon as seen
         self._hangups = _HangupSchedule(self._hang_up)
@@ -568,8 +569,10 @@ class Originator:
         else:  # resuming: the schedule continues from now
             self._arrivals.set_rate(self._rate, self._elapsed())
         self._hanging_up = False
+        if self._offering is None or self._offering.done():
+            self._offering = loop.create_future()
         self._set_state(State.ORIGINATING)
-        self._offer_task = asyncio.ensure_future(self._offer_loop())
+        self._wake()
         log.info("originating: %r", self)
 
     def _new_arrivals(self) -> Arrivals:
@@ -593,7 +596,7 @@ class Originator:
 
     def is_alive(self) -> bool:
         """Whether calls are being offered."""
-        return self._offer_task is not None and not self._offer_task.done()
+        return self._offering is not None and not self._offering.done()
 
     async def hupall(self, cause: str = "NORMAL_CLEARING") -> None:
         """Stop offering and hang up every call of this originator.
@@ -620,8 +623,8 @@ class Originator:
         """Stop, hang up this originator's calls and wait for them to end."""
         await self.hupall()
         await self.waitwhile(timeout=timeout)
-        if self._offer_task is not None:
-            await self._offer_task
+        if self._offering is not None:
+            await self._offering
 
     async def waitwhile(
         self, predicate: Callable[[], bool] | str | None = None, timeout: float | None = None
@@ -659,10 +662,15 @@ class Originator:
         self._state_changed.set()
 
     # -- offering ----------------------------------------------------------------------------
-    async def _offer_loop(self) -> None:
+    def _offer_due(self) -> None:
+        """Offer every arrival that is due, then set the timer of the next one."""
+        self._offer_timer = None  # the one that ran this: each new timer cancels the last
+        offering = self._offering
+        if offering is None or offering.done():
+            return
         assert self._arrivals is not None
-        loop = asyncio.get_running_loop()
         arrivals = self._arrivals
+        loop = offering.get_loop()
         try:
             while self._state is State.ORIGINATING:
                 if self.max_offered is not None and self.offered >= self.max_offered:
@@ -670,35 +678,34 @@ class Originator:
                     break
                 due = self._start_mono + arrivals.peek_offset()
                 if due - loop.time() > 0.0005:
-                    tick = self._tick
-                    if tick and due < math.inf:  # an infinite due: rate 0, no arrival
-                        due = next_tick(due, tick)
-                    await self._sleep_until(loop, due)
-                    continue
+                    if due < math.inf:  # an infinite due: rate 0, no arrival until it changes
+                        self._set_offer_timer(next_tick(due, self._tick) if self._tick else due)
+                    return
                 offset = arrivals.next_offset()
                 self.lateness.append(loop.time() - (self._start_mono + offset))
                 self._offer(self._start_wall + offset)
-        except Exception:
-            log.exception("the offer loop failed")
+        except Exception as exc:
+            log.exception("offering failed")
             self._set_state(State.STOPPED)
-            raise
-
-    async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        """Sleep until loop time ``when`` (forever if infinite) or :meth:`_wake`.
-
-        A future and a timer per arrival: cheaper than a task per arrival."""
-        self._wakeup = wakeup = loop.create_future()
-        timer = None if math.isinf(when) else loop.call_at(when, _resolve, wakeup)
-        try:
-            await wakeup
-        finally:
-            self._wakeup = None
-            if timer is not None:
-                timer.cancel()
+            offering.set_exception(exc)
+            return
+        offering.set_result(None)
 
     def _wake(self) -> None:
-        if self._wakeup is not None:
-            _resolve(self._wakeup)
+        """Look at the schedule again at once: the rate, the tick or the state changed."""
+        if self._offering is not None and not self._offering.done():
+            self._set_offer_timer(None)
+
+    def _set_offer_timer(self, when: float | None) -> None:
+        """Run :meth:`_offer_due` at loop time ``when`` (None: at once), and not before."""
+        assert self._offering is not None
+        if self._offer_timer is not None:
+            self._offer_timer.cancel()
+        loop = self._offering.get_loop()
+        if when is None:
+            self._offer_timer = loop.call_soon(self._offer_due)
+        else:
+            self._offer_timer = loop.call_at(when, self._offer_due)
 
     def _offer(self, scheduled_time: float) -> None:
         index = self.offered
@@ -964,11 +971,6 @@ def _unit_holding(kind: str, cv: float, seed: int | None) -> HoldingTime:
 
 def _describe(result: object) -> str:
     return type(result).__name__ if isinstance(result, BaseException) else str(result)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _ignore_failure(future: asyncio.Future[Any]) -> None:
