@@ -21,7 +21,7 @@ lateness for one wake-up per pass. On this machine class waking up costs far
 more than the instructions a pass runs: before the steps, the benchmark times
 an event loop that only sleeps 2 ms and wakes, and prints the CPU one such empty
 wake-up costs (tens of microseconds here, against ~0.2 ms of work a call). With
-a tick of 0 the generator wakes for nearly every frame a node sends, about ten
+a tick of 0 the generator wakes for nearly every frame a node sends, about seven
 times a call, so that alone costs more than the target; the CPU per call falls
 as each pass handles more calls. The last line names the ticks at which every
 target held.
