@@ -5,10 +5,10 @@ fresh uuids, built ahead), as a load generator's pass on a tick does. The
 passes run back to back, then with a sleep of 1, 2, 3, 5, 20 and 50 ms after each,
 then back to back again, and the median CPU time of a pass is printed for
 each. No I/O is timed: what a sleep adds is what the machine charges for
-coming back to work. On this project's VM it grows with the sleep: after 5 ms
-or more, ten calls' work costs 1.7-1.8x its back-to-back CPU, two calls' work
-1.5-2.6x. That is why the load generator's CPU per call falls as each of its
-passes holds more calls.
+coming back to work. On this project's VM, after 2 ms of sleep or more, ten
+calls' work costs 1.3-1.8x its back-to-back CPU (it varies from run to run),
+two calls' work 1.5-2.6x. That is why the load generator's CPU per call falls
+as each of its passes holds more calls.
 
     python benchmarks/wakeup.py [--calls-per-pass 10] [--passes 100]
 """
