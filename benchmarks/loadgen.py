@@ -13,7 +13,7 @@ the same nodes and drops their bytes unread (no parsing, no tracking), and
 the generator's wake-ups a call (the times it slept and was woken: voluntary
 context switches / calls).
 
-The steps run once per tick (default 0, 5, 20 and 50 ms), each in a process of
+The steps run once per tick (default 0, 5, 10, 20 and 50 ms), each in a process of
 its own: 0 does each piece of work as soon as it is due; a tick of T does it in
 passes every T (``Originator(tick=...)`` for arrivals and hang-ups, the
 clients' ``read_interval`` for events and replies), trading up to T of
@@ -32,7 +32,7 @@ The simulator runs on the other core: when it cannot keep up, calls fail or
 block, and the figures say so.
 
     python benchmarks/loadgen.py [--steps 100,200,500,1000] [--seconds 5] [--hold 0.5]
-        [--ticks 0,5,20,50]
+        [--ticks 0,5,10,20,50]
 """
 
 from __future__ import annotations
@@ -252,7 +252,9 @@ def main() -> None:
     options.add_argument("--seconds", type=float, default=5.0)
     options.add_argument("--hold", type=float, default=0.5)
     options.add_argument(
-        "--ticks", default="0,5,20,50", help="milliseconds, comma-separated (default 0,5,20,50)"
+        "--ticks",
+        default="0,5,10,20,50",
+        help="milliseconds, comma-separated (default 0,5,10,20,50)",
     )
     options.add_argument("--bare-reader", metavar="HOST:PORT,...", help=argparse.SUPPRESS)
     options.add_argument("--events", help=argparse.SUPPRESS)
