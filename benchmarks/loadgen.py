@@ -1,12 +1,16 @@
-"""Load-generator throughput: the simulator in a subprocess, the generator here.
+"""Load-generator throughput: the simulated nodes in subprocesses, the generator here.
 
 Rate steps (default 100, 200, 500, 1000 calls/s), each held for a few seconds
-with short holding times, calls looping node -> simulated DUT -> node. Per
-step it prints: achieved rate and its error against the target, generator CPU
-time per call (this process's CPU time / calls attempted), p99 lateness of
-arrivals against their schedule, the generator's memory (RSS) and the calls
-up at the end of the step (memory follows them: when the simulator saturates,
-calls queue in it and more are up at once). Beside the
+with short holding times, calls looping node -> simulated DUT -> node. The
+simulated cluster is one simulator process per node (``--nodes``, default 2),
+each a node and its DUT, as a cluster of FreeSWITCH machines is: one process
+alone saturates near 1000 calls/s. Per step it prints: achieved rate and its
+error against the target, generator CPU time per call (this process's CPU
+time / calls attempted), p99 lateness of arrivals against their schedule, the
+generator's memory (RSS) at the end of the step and how much it grew during
+the step, and the calls up at the end of the step. Memory is flat in time and
+follows the calls up (each session keeps its events): the last lines give the
+memory above the idle generator's per call up, step by step. Beside the
 generator's CPU per call it prints the floor under it: the CPU per call of a
 bare reader, in a process of its own, that subscribes to the same events on
 the same nodes and drops their bytes unread (no parsing, no tracking), and
@@ -21,18 +25,21 @@ lateness for one wake-up per pass. On this machine class waking up costs far
 more than the instructions a pass runs: before the steps, the benchmark times
 an event loop that only sleeps 2 ms and wakes, and prints the CPU one such empty
 wake-up costs (tens of microseconds here, against ~0.2 ms of work a call). With
-a tick of 0 the generator wakes for nearly every frame a node sends, about seven
-times a call, so that alone costs more than the target; the CPU per call falls
+a tick of 0 the generator wakes for nearly every frame a node sends, five to
+eight times a call up to 500 calls/s, so that alone costs more than the
+target (at 1000 calls/s frames come close enough together to share wake-ups);
+the CPU per call falls
 as each pass handles more calls. The last line names the ticks at which every
 target held.
 
 Targets on this machine class: >= 500 calls/s sustained with rate error <= 1%
 and <= 300 microseconds of generator CPU per call; memory flat across steps.
-The simulator runs on the other core: when it cannot keep up, calls fail or
-block, and the figures say so.
+The simulators share the machine's cores with the generator ("sims CPU" is
+their sum, 100% = one core): when they cannot keep up, calls fail or block,
+or queue in them, and the figures say so.
 
     python benchmarks/loadgen.py [--steps 100,200,500,1000] [--seconds 5] [--hold 0.5]
-        [--ticks 0,5,10,20,50]
+        [--ticks 0,5,10,20,50] [--nodes 2]
 """
 
 from __future__ import annotations
@@ -133,13 +140,18 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else float("nan")
 
 
-async def run(steps: list[int], seconds: float, hold: float, tick: float) -> None:
-    simulator = await SimulatorProcess(
-        nodes=2, sessions_per_second=simulator_sps(max(steps))
-    ).start()
-    pool = Pool.from_contacts(simulator.esl, read_interval=tick)
+async def run(steps: list[int], seconds: float, hold: float, tick: float, nodes: int) -> None:
+    # One simulator process per node, each with its own DUT, as a cluster of
+    # FreeSWITCH machines would be: one process alone saturates near 1000 calls/s.
+    sps = simulator_sps(max(steps) / nodes)
+    simulators = await asyncio.gather(
+        *(SimulatorProcess(nodes=1, sessions_per_second=sps).start() for _ in range(nodes))
+    )
+    contacts = [simulator.esl[0] for simulator in simulators]
+    pool = Pool.from_contacts(contacts, read_interval=tick)
     await pool.connect()
     addresses = {client: await sip_address(client, "external") for client in pool}
+    proxies = dict(zip(pool, (simulator.dut_address for simulator in simulators), strict=True))
     generator = Originator(
         pool,
         rate=steps[0],
@@ -149,27 +161,28 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
         tick=tick,
     )
     generator.set_orig_cmd(
-        lambda client: {"dest_url": f"bench@{addresses[client]}"},
-        proxy=simulator.dut_address,
+        lambda client: {"dest_url": f"bench@{addresses[client]}", "proxy": proxies[client]},
         timeout=30,
     )
     await generator.load_app(Answer)
     events = next(iter(pool)).events.subscriptions
-    floor = start_bare_reader(simulator.esl, events, simulator.password)
+    floor = start_bare_reader(contacts, events, simulators[0].password)
     floor_process = psutil.Process(floor.pid)
     me = psutil.Process()
-    sim = psutil.Process(simulator.pid) if simulator.pid else None
+    sims = [psutil.Process(simulator.pid) for simulator in simulators if simulator.pid]
     print(
-        f"tick {tick * 1e3:g} ms; simulator pid {simulator.pid}, "
-        f"DUT {simulator.dut_address}; hold {hold} s; "
+        f"tick {tick * 1e3:g} ms; {nodes} simulator processes, a node and a DUT each "
+        f"(pids {', '.join(str(sim.pid) for sim in sims)}); hold {hold} s; "
         f"an empty wake-up costs {await empty_wakeup_cpu() * 1e6:.0f} us of CPU"
     )
     print(
         f"{'target':>7} {'achieved':>9} {'error':>7} {'CPU/call':>9} {'floor':>7} {'wakes':>6} "
-        f"{'p99 late':>9} {'RSS':>8} {'calls up':>9} {'sim CPU':>8} {'answered':>9} "
+        f"{'p99 late':>9} {'RSS':>8} {'grew':>6} {'calls up':>9} {'sims CPU':>8} {'answered':>9} "
         f"{'failed':>7} {'blocked':>8}"
     )
     target_line = ""
+    idle_rss = me.memory_info().rss
+    per_call_up = []  # KB of memory above idle per call up, at the end of each step
     await generator.start()
     try:
         for rate in steps:
@@ -179,12 +192,15 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
             before = (generator.attempted, generator.answered, generator.failed, generator.blocked)
             generator.lateness.clear()
             cpu, wall = time.process_time(), time.perf_counter()
-            sim_cpu = cpu_seconds(sim) if sim else 0.0
+            sim_cpu = sum(map(cpu_seconds, sims))
             floor_cpu = cpu_seconds(floor_process)
             sleeps = me.num_ctx_switches().voluntary
+            start_rss = me.memory_info().rss
             await asyncio.sleep(seconds)
+            rss = me.memory_info().rss
+            per_call_up.append((rss - idle_rss) / max(generator.active_calls, 1) / 1024)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            sim_cpu = (cpu_seconds(sim) - sim_cpu) if sim else 0.0
+            sim_cpu = sum(map(cpu_seconds, sims)) - sim_cpu
             floor_cpu = cpu_seconds(floor_process) - floor_cpu
             sleeps = me.num_ctx_switches().voluntary - sleeps
             attempted = generator.attempted - before[0]
@@ -197,7 +213,8 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
                 f"{floor_cpu / max(attempted, 1) * 1e6:>5.0f}us "
                 f"{sleeps / max(attempted, 1):>6.1f} "
                 f"{p99(list(generator.lateness)) * 1e3:>7.1f}ms "
-                f"{me.memory_info().rss / 2**20:>6.0f}MB {generator.active_calls:>9} "
+                f"{rss / 2**20:>6.0f}MB {(rss - start_rss) / 2**20:>+4.0f}MB "
+                f"{generator.active_calls:>9} "
                 f"{sim_cpu / wall:>7.0%} "
                 f"{generator.answered - before[1]:>9} {generator.failed - before[2]:>7} "
                 f"{generator.blocked - before[3]:>8}"
@@ -208,12 +225,17 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float) -> Non
         generator.stop()
         await generator.waitwhile(timeout=60)
         await pool.disconnect()
-        await simulator.stop()
+        await asyncio.gather(*(simulator.stop() for simulator in simulators))
         assert floor.stdin is not None
         floor.stdin.close()
         floor.wait()
     if generator.failures:
         print("failures:", dict(generator.failures.most_common(5)))
+    print(
+        "memory above the idle generator's, per call up at the end of each step: "
+        + ", ".join(f"{kb:.0f}" for kb in per_call_up)
+        + " KB"
+    )
     if target_line:
         print(target_line)
 
@@ -252,6 +274,9 @@ def main() -> None:
     options.add_argument("--seconds", type=float, default=5.0)
     options.add_argument("--hold", type=float, default=0.5)
     options.add_argument(
+        "--nodes", type=int, default=2, help="simulator processes, a node each (default 2)"
+    )
+    options.add_argument(
         "--ticks",
         default="0,5,10,20,50",
         help="milliseconds, comma-separated (default 0,5,10,20,50)",
@@ -264,7 +289,10 @@ def main() -> None:
         return
     ticks = args.ticks.split(",")
     if len(ticks) > 1:  # each in a fresh process, so none inherits another's heap
-        same = ["--steps", args.steps, "--seconds", str(args.seconds), "--hold", str(args.hold)]
+        same = [
+            *("--steps", args.steps, "--seconds", str(args.seconds)),
+            *("--hold", str(args.hold), "--nodes", str(args.nodes)),
+        ]
         met = []
         for tick in ticks:
             for line in run_child([sys.executable, __file__, *same, "--ticks", tick]):
@@ -275,7 +303,7 @@ def main() -> None:
         return
     steps = [int(step) for step in args.steps.split(",")]
     print(f"generator pid {os.getpid()}, {os.cpu_count()} CPUs")
-    asyncio.run(run(steps, args.seconds, args.hold, float(ticks[0]) / 1e3))
+    asyncio.run(run(steps, args.seconds, args.hold, float(ticks[0]) / 1e3, args.nodes))
 
 
 if __name__ == "__main__":
