@@ -28,9 +28,8 @@ wake-up costs (tens of microseconds here, against ~0.2 ms of work a call). With
 a tick of 0 the generator wakes for nearly every frame a node sends, five to
 eight times a call up to 500 calls/s, so that alone costs more than the
 target (at 1000 calls/s frames come close enough together to share wake-ups);
-the CPU per call falls
-as each pass handles more calls. The last line names the ticks at which every
-target held.
+the CPU per call falls as each pass handles more calls. The last line names
+the ticks at which every target held.
 
 Targets on this machine class: >= 500 calls/s sustained with rate error <= 1%
 and <= 300 microseconds of generator CPU per call; memory flat across steps.
@@ -197,9 +196,9 @@ async def run(steps: list[int], seconds: float, hold: float, tick: float, nodes:
             sleeps = me.num_ctx_switches().voluntary
             start_rss = me.memory_info().rss
             await asyncio.sleep(seconds)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             rss = me.memory_info().rss
             per_call_up.append((rss - idle_rss) / max(generator.active_calls, 1) / 1024)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             sim_cpu = sum(map(cpu_seconds, sims)) - sim_cpu
             floor_cpu = cpu_seconds(floor_process) - floor_cpu
             sleeps = me.num_ctx_switches().voluntary - sleeps
